@@ -1,0 +1,451 @@
+"""Reading single 2-D FITS images: Euclid band images and physical property maps.
+
+Everything returned here is in FITS pixel order (row 0 is the *bottom* of the image); only the napari
+shell flips rows for display.  Band images are returned in MJy/sr as float32:
+
+* ``BUNIT`` equivalent to a surface brightness (MJy/sr, Jy/sr, erg s⁻¹ cm⁻² Hz⁻¹ sr⁻¹ …) is converted;
+* Euclid MER-style data in counts (``BUNIT`` missing or ADU/DN-like) with a ``MAGZERO`` keyword are
+  converted with MJy/sr per DN = 10^(−0.4 (MAGZERO − 8.90)) · 1e−6 / Ω_pix, Ω_pix the pixel solid angle
+  [sr] from the celestial WCS;
+* anything else is refused with a :class:`FitsReadError` naming the file and the unit found.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.wcs import WCS, FITSFixedWarning
+
+from .. import BANDS
+
+__all__ = [
+    "FitsReadError",
+    "FitsImage",
+    "BandImage",
+    "MapImage",
+    "read_fits_image",
+    "read_band_image",
+    "read_map_image",
+    "recognise_band",
+    "recognise_map_kind",
+    "magzero_to_mjy_sr",
+    "MAP_UNITS",
+]
+
+#: Surface-brightness unit of every band array in this package.
+MJY_SR = u.MJy / u.sr
+
+#: Physical units of the property maps (atlas file name key -> astropy unit).
+MAP_UNITS = {
+    "mass": u.Msun / u.pc**2,
+    "metallicity": u.dimensionless_unscaled,
+    "age": u.Gyr,
+    "dust": u.Msun / u.pc**2,
+}
+
+#: Atlas map file name part -> map key.
+MAP_FILE_KEYS = {
+    "stellarmass": "mass",
+    "stellarmetallicity": "metallicity",
+    "stellarage": "age",
+    "dustmass": "dust",
+}
+
+_COUNT_UNITS = {"", "ADU", "DN", "COUNT", "COUNTS", "CT", "ELECTRON", "ELECTRONS", "E-", "ADU/S",
+                "DN/S", "COUNTS/S", "CT/S", "ELECTRON/S", "E-/S"}
+
+_HEADER_BAND_KEYS = ("FILTER", "FILTNAME", "FILTER1", "BAND", "BANDNAME", "PASSBAND", "FILT_NAM")
+
+# Tokens of a file name or header value that name a Euclid band.
+_BAND_TOKENS = {
+    "VIS": "VIS", "IE": "VIS", "I": "VIS",
+    "Y": "Y", "YE": "Y", "NIR-Y": "Y", "NISP-Y": "Y",
+    "J": "J", "JE": "J", "NIR-J": "J", "NISP-J": "J",
+    "H": "H", "HE": "H", "NIR-H": "H", "NISP-H": "H",
+}
+
+
+class FitsReadError(ValueError):
+    """A FITS file could not be read as what was asked for; the message names the file and why."""
+
+
+@dataclass
+class FitsImage:
+    """A 2-D image read from one HDU of a FITS file (FITS pixel order, float32)."""
+
+    data: np.ndarray
+    header: fits.Header
+    path: Path
+    hdu_name: str
+    wcs: WCS | None = None
+    unit: u.UnitBase | None = None
+    bunit: str | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.data.shape
+
+    @property
+    def pixel_scale_arcsec(self) -> float | None:
+        """Pixel side [arcsec] from a celestial WCS (mean of both axes), else None."""
+        if self.wcs is None or not self.wcs.has_celestial:
+            return None
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        scales = proj_plane_pixel_scales(self.wcs.celestial)  # degrees per pixel
+        return float(np.mean(scales) * 3600.0)
+
+    @property
+    def pixel_scale_pc(self) -> float | None:
+        """Pixel side [pc] from the PIXSIZE keyword or a linear WCS in length units, else None."""
+        if "PIXSIZE" in self.header:
+            try:
+                return float(self.header["PIXSIZE"])
+            except (TypeError, ValueError):
+                return None
+        if self.wcs is not None and not self.wcs.has_celestial and self.wcs.naxis == 2:
+            try:
+                scales = self.wcs.proj_plane_pixel_scales()  # Quantities in the axes' CUNIT
+                if all(s.unit.physical_type == "length" for s in scales):
+                    return float(np.mean([s.to_value(u.pc) for s in scales]))
+            except Exception:  # a malformed WCS is not a reason to refuse the image
+                return None
+        return None
+
+
+@dataclass
+class BandImage(FitsImage):
+    """A band surface-brightness image in MJy/sr (float32, FITS pixel order).
+
+    ``band`` is one of ``BANDS`` ("VIS", "Y", "J", "H") or None when it could not be recognised;
+    ``converted_from`` records the original unit (and MAGZERO) when a conversion took place.
+    """
+
+    band: str | None = None
+    converted_from: str | None = None
+
+    @property
+    def pixel_scale_pc_or_arcsec(self) -> tuple[float, str] | None:
+        """The best known pixel scale as (value, "pc" or "arcsec")."""
+        if self.pixel_scale_pc is not None:
+            return self.pixel_scale_pc, "pc"
+        if self.pixel_scale_arcsec is not None:
+            return self.pixel_scale_arcsec, "arcsec"
+        return None
+
+
+@dataclass
+class MapImage(FitsImage):
+    """A physical property map (``kind`` in "mass", "metallicity", "age", "dust" or None)."""
+
+    kind: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _is_image_hdu(hdu) -> bool:
+    return isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)) and hdu.header.get(
+        "NAXIS", 0
+    ) > 0
+
+
+def _squeeze_2d(data: np.ndarray, path: Path, hdu_name: str) -> np.ndarray:
+    if data.ndim > 2:
+        squeezed = np.squeeze(data)
+        if squeezed.ndim == 2:
+            return squeezed
+        raise FitsReadError(
+            f"{path}: HDU {hdu_name!r} holds a {data.ndim}-D array of shape {data.shape}; "
+            "expected a 2-D image (one band per file)"
+        )
+    if data.ndim < 2:
+        raise FitsReadError(
+            f"{path}: HDU {hdu_name!r} holds a {data.ndim}-D array of shape {data.shape}; "
+            "expected a 2-D image"
+        )
+    return data
+
+
+def read_fits_image(path: str | os.PathLike, hdu: int | str | None = None) -> FitsImage:
+    """Read one 2-D image from a FITS file (plain, gzip-compressed or tile-compressed ``.fz``).
+
+    Parameters
+    ----------
+    path
+        The FITS file.
+    hdu
+        Index or EXTNAME of the HDU to read; by default the primary HDU when it holds data, else the
+        first image HDU (compressed HDUs included).
+
+    Returns
+    -------
+    FitsImage
+        float32 data in native byte order and FITS pixel order, header, WCS (None when the header
+        has none), BUNIT and its astropy unit (None when missing or not parseable).
+
+    Raises
+    ------
+    FitsReadError
+        For a missing, truncated or corrupt file, a file without an image HDU, or data that is not
+        2-D; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FitsReadError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=fits.verify.VerifyWarning)
+            with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+                if hdu is None:
+                    chosen = next((h for h in hdul if _is_image_hdu(h)), None)
+                    if chosen is None:
+                        kinds = ", ".join(type(h).__name__ for h in hdul) or "nothing"
+                        raise FitsReadError(f"{path}: no image HDU found (file holds {kinds})")
+                else:
+                    try:
+                        chosen = hdul[hdu]
+                    except (KeyError, IndexError):
+                        raise FitsReadError(f"{path}: has no HDU {hdu!r}") from None
+                    if not _is_image_hdu(chosen):
+                        raise FitsReadError(f"{path}: HDU {hdu!r} is not an image HDU")
+                hdu_name = chosen.name or "PRIMARY"
+                raw = chosen.data
+                if raw is None:
+                    raise FitsReadError(f"{path}: HDU {hdu_name!r} holds no data")
+                header = chosen.header.copy()
+                data = _squeeze_2d(np.asarray(raw), path, hdu_name)
+                if not np.issubdtype(data.dtype, np.number):
+                    raise FitsReadError(f"{path}: HDU {hdu_name!r} holds non-numeric data ({data.dtype})")
+                data = np.ascontiguousarray(data, dtype=np.float32)
+    except FitsReadError:
+        raise
+    except (OSError, ValueError, TypeError, EOFError, IndexError) as err:
+        raise FitsReadError(f"{path}: not a readable FITS file ({err})") from err
+    wcs = _read_wcs(header)
+    bunit = header.get("BUNIT")
+    bunit = str(bunit).strip() if bunit is not None else None
+    return FitsImage(data=data, header=header, path=path, hdu_name=hdu_name, wcs=wcs,
+                     unit=_parse_unit(bunit), bunit=bunit)
+
+
+def _read_wcs(header: fits.Header) -> WCS | None:
+    if not any(k in header for k in ("CTYPE1", "CDELT1", "CD1_1", "PC1_1")):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=FITSFixedWarning)
+            wcs = WCS(header, naxis=2)
+    except Exception:  # a broken WCS must not make the image unreadable
+        return None
+    return wcs
+
+
+_UNIT_ALIASES = {
+    "MJY/SR": MJY_SR, "MJY SR-1": MJY_SR, "MJY.SR-1": MJY_SR, "MJY/STERADIAN": MJY_SR,
+    "MSUN/PC2": u.Msun / u.pc**2, "MSUN/PC^2": u.Msun / u.pc**2, "MSUN PC-2": u.Msun / u.pc**2,
+    "SOLMASS/PC2": u.Msun / u.pc**2, "GYR": u.Gyr, "YR": u.yr,
+}
+
+
+def _parse_unit(bunit: str | None) -> u.UnitBase | None:
+    if bunit is None:
+        return None
+    key = bunit.strip().upper()
+    if key in _UNIT_ALIASES:
+        return _UNIT_ALIASES[key]
+    if key == "":
+        return None
+    for fmt in ("fits", "generic"):
+        try:
+            return u.Unit(bunit, format=fmt)
+        except (ValueError, TypeError):
+            continue
+    return None
+
+
+def _tokens(text: str) -> list[str]:
+    return [t for t in re.split(r"[_\s.,;:/()\[\]]+", text.upper()) if t]
+
+
+def _band_from_tokens(tokens: list[str]) -> str | None:
+    found = []
+    for i, tok in enumerate(tokens):
+        cands = [tok]
+        if i + 1 < len(tokens):
+            cands.append(f"{tok}-{tokens[i + 1]}")
+        # tokens joined by a hyphen inside one token: "NIR-H", "EUCLID-VIS"
+        cands.extend(tok.split("-"))
+        for cand in cands:
+            band = _BAND_TOKENS.get(cand)
+            if band is not None and (cand != "I" or tok == "I"):
+                found.append(band)
+                break
+    unique = sorted(set(found), key=found.index)
+    return unique[0] if len(unique) == 1 else None
+
+
+def recognise_band(path: str | os.PathLike | None, header: fits.Header | None = None) -> str | None:
+    """Recognise the Euclid band of an image from its file name, else from FILTER-like keywords.
+
+    File names: atlas names (``TNG12_O5_Euclid_H.fits``), ``VIS``/``Y``/``J``/``H`` as separate tokens
+    (``m51_VIS.fits``, ``EUC_MER_MOSAIC-NIR-J_TILE1.fits``). Returns one of ``BANDS`` or None when no
+    band, or more than one, is named.
+    """
+    if path is not None:
+        name = Path(path).name
+        for suffix in (".fz", ".gz", ".fits", ".fit", ".FITS", ".FIT"):
+            if name.endswith(suffix):
+                name = name[: -len(suffix)]
+        band = _band_from_tokens([t for t in _tokens(name) if t not in {"TNG", "NODUST"}])
+        if band is not None:
+            return band
+    if header is not None:
+        for key in _HEADER_BAND_KEYS:
+            value = header.get(key)
+            if isinstance(value, str) and value.strip():
+                band = _band_from_tokens(_tokens(value))
+                if band is not None:
+                    return band
+    return None
+
+
+def recognise_map_kind(path: str | os.PathLike | None, header: fits.Header | None = None) -> str | None:
+    """Recognise an atlas property map (``stellarmass`` etc.) from its file name or ``MAPKIND``."""
+    if path is not None:
+        stem = Path(path).name.lower()
+        for part, key in MAP_FILE_KEYS.items():
+            if re.search(rf"(^|_){part}(\.|_|$)", stem):
+                return key
+    if header is not None:
+        kind = str(header.get("MAPKIND", "")).strip().lower()
+        if kind in MAP_UNITS:
+            return kind
+    return None
+
+
+def magzero_to_mjy_sr(magzero: float, pixel_area_sr: float) -> float:
+    """MJy/sr per data number for a zero point ``magzero`` [AB mag] and a pixel of ``pixel_area_sr``.
+
+    Jy per DN = 10^(−0.4 MAGZERO) · 3631 = 10^(−0.4 (MAGZERO − 8.90)), so
+    MJy/sr per DN = 10^(−0.4 (MAGZERO − 8.90)) · 1e−6 / Ω_pix.
+    """
+    if not np.isfinite(magzero):
+        raise ValueError(f"MAGZERO must be finite, got {magzero}")
+    if not pixel_area_sr > 0:
+        raise ValueError(f"pixel solid angle must be positive, got {pixel_area_sr}")
+    return float(10.0 ** (-0.4 * (magzero - 8.90)) * 1e-6 / pixel_area_sr)
+
+
+def read_band_image(
+    path: str | os.PathLike,
+    band: str | None = None,
+    hdu: int | str | None = None,
+    pixel_scale_arcsec: float | None = None,
+) -> BandImage:
+    """Read a Euclid band image and return it in MJy/sr (float32, FITS pixel order).
+
+    Parameters
+    ----------
+    path
+        FITS file with a 2-D image (primary HDU, a named or the first image HDU, ``.fz`` too).
+    band
+        Force the band ("VIS", "Y", "J", "H"); by default it is recognised from the file name or
+        FILTER-like header keywords (None when it cannot be).
+    hdu
+        HDU index or EXTNAME to read.
+    pixel_scale_arcsec
+        Pixel side [arcsec] to use for a MAGZERO conversion when the file has no celestial WCS.
+
+    Raises
+    ------
+    FitsReadError
+        When the file cannot be read, or its unit is neither a surface brightness nor counts with a
+        MAGZERO keyword; the message names the file and the unit found.
+    """
+    image = read_fits_image(path, hdu=hdu)
+    if band is not None:
+        band = band.upper()
+        if band not in BANDS:
+            raise FitsReadError(f"{image.path}: unknown band {band!r}; expected one of {', '.join(BANDS)}")
+    else:
+        band = recognise_band(image.path, image.header)
+    data, converted = _to_mjy_sr(image, pixel_scale_arcsec)
+    return BandImage(
+        data=data, header=image.header, path=image.path, hdu_name=image.hdu_name, wcs=image.wcs,
+        unit=MJY_SR, bunit=image.bunit, band=band, converted_from=converted,
+    )
+
+
+def _to_mjy_sr(image: FitsImage, pixel_scale_arcsec: float | None) -> tuple[np.ndarray, str | None]:
+    unit, bunit = image.unit, image.bunit
+    if unit is not None and unit != u.dimensionless_unscaled:
+        try:
+            factor = unit.to(MJY_SR)
+        except u.UnitConversionError:
+            factor = None
+        if factor is not None:
+            if factor == 1.0:
+                return image.data, None
+            return (image.data * np.float32(factor)).astype(np.float32), f"{bunit} (x{factor:.6g})"
+    counts_like = bunit is None or bunit.strip().upper() in _COUNT_UNITS
+    if counts_like and "MAGZERO" in image.header:
+        try:
+            magzero = float(image.header["MAGZERO"])
+        except (TypeError, ValueError):
+            raise FitsReadError(
+                f"{image.path}: MAGZERO = {image.header['MAGZERO']!r} is not a number"
+            ) from None
+        scale = image.pixel_scale_arcsec or pixel_scale_arcsec
+        if scale is None:
+            raise FitsReadError(
+                f"{image.path}: MAGZERO={magzero} found but the pixel solid angle is unknown "
+                "(no celestial WCS); pass pixel_scale_arcsec"
+            )
+        area_sr = float(((scale * u.arcsec) ** 2).to_value(u.sr))
+        factor = magzero_to_mjy_sr(magzero, area_sr)
+        return (image.data * np.float32(factor)).astype(np.float32), (
+            f"{bunit or 'counts'} with MAGZERO={magzero} on {scale:.4g}\" pixels (x{factor:.6g})"
+        )
+    found = repr(bunit) if bunit is not None else "no BUNIT"
+    hint = " and no MAGZERO keyword" if counts_like else ""
+    raise FitsReadError(
+        f"{image.path}: unit {found}{hint} cannot be converted to MJy/sr; expected a surface "
+        "brightness BUNIT (e.g. 'MJy/sr') or counts with a MAGZERO keyword"
+    )
+
+
+def read_map_image(path: str | os.PathLike, kind: str | None = None, hdu: int | str | None = None) -> MapImage:
+    """Read a physical property map (Σ⋆ [M⊙/pc²], Z [absolute], age [Gyr], dust [M⊙/pc²]).
+
+    The kind is recognised from the atlas file name (``stellarmass`` …) unless given. When ``BUNIT``
+    is present it must be convertible to the kind's unit (an age in yr is converted to Gyr);
+    otherwise a :class:`FitsReadError` names the file and the unit found.
+    """
+    image = read_fits_image(path, hdu=hdu)
+    kind = kind or recognise_map_kind(image.path, image.header)
+    data = image.data
+    unit = image.unit
+    if kind is not None:
+        want = MAP_UNITS[kind]
+        if image.bunit not in (None, "") and unit is None:
+            raise FitsReadError(f"{image.path}: unknown BUNIT {image.bunit!r} for a {kind} map; "
+                                f"expected {want.to_string() or 'dimensionless'}")
+        if unit is not None:
+            try:
+                factor = unit.to(want)
+            except u.UnitConversionError:
+                raise FitsReadError(
+                    f"{image.path}: BUNIT {image.bunit!r} cannot be converted to "
+                    f"{want.to_string() or 'dimensionless'} for a {kind} map"
+                ) from None
+            if factor != 1.0:
+                data = (data * np.float32(factor)).astype(np.float32)
+        unit = want
+    return MapImage(data=data, header=image.header, path=image.path, hdu_name=image.hdu_name,
+                    wcs=image.wcs, unit=unit, bunit=image.bunit, kind=kind)

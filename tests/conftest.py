@@ -1,0 +1,78 @@
+"""Shared fixtures: FITS files with known content, and the astropy test data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+# Keep TensorFlow quiet and deterministic on CPU in every test process.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def astropy_fits_data() -> Path:
+    """Folder of the FITS files astropy ships for its own tests."""
+    import astropy
+
+    return Path(astropy.__file__).parent / "io" / "fits" / "tests" / "data"
+
+
+def celestial_header(shape, pixel_arcsec=0.1, bunit="MJy/sr", **cards) -> fits.Header:
+    """A TAN header centred on (150°, 2°) with square pixels of ``pixel_arcsec``."""
+    ny, nx = shape
+    hdr = fits.Header()
+    hdr["CTYPE1"], hdr["CTYPE2"] = "RA---TAN", "DEC--TAN"
+    hdr["CRVAL1"], hdr["CRVAL2"] = 150.0, 2.0
+    hdr["CRPIX1"], hdr["CRPIX2"] = (nx + 1) / 2, (ny + 1) / 2
+    hdr["CDELT1"], hdr["CDELT2"] = -pixel_arcsec / 3600.0, pixel_arcsec / 3600.0
+    hdr["CUNIT1"], hdr["CUNIT2"] = "deg", "deg"
+    if bunit is not None:
+        hdr["BUNIT"] = bunit
+    for key, value in cards.items():
+        hdr[key] = value
+    return hdr
+
+
+@pytest.fixture
+def write_fits(tmp_path):
+    """Factory: write ``data`` with ``header`` to ``tmp_path/name`` and return the path."""
+
+    def _write(name, data, header=None, extension=False):
+        path = tmp_path / name
+        data = np.asarray(data)
+        if extension:
+            hdul = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data=data, header=header, name="SCI")])
+        else:
+            hdul = fits.HDUList([fits.PrimaryHDU(data=data, header=header)])
+        hdul.writeto(path)
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def gradient_image():
+    """A 20 × 30 image whose value at (row, col) is 1 + row + 0.01·col (known content, FITS order)."""
+    rows, cols = np.mgrid[0:20, 0:30]
+    return (1.0 + rows + 0.01 * cols).astype(np.float32)
+
+
+@pytest.fixture
+def euclid_viewer(make_napari_viewer, npe2pm):
+    """A real napari viewer (under Xvfb) with this plugin registered from its installed distribution.
+
+    napari's test fixtures block plugin discovery; registering the manifest found through the
+    ``napari.manifest`` entry point tests that the package is installed and discoverable.
+    """
+    from npe2 import PluginManifest
+
+    manifest = PluginManifest.from_distribution("napari-euclidphys")
+    if manifest.name not in npe2pm:
+        npe2pm.register(manifest)
+    return make_napari_viewer()
