@@ -221,3 +221,16 @@ def test_any_bunit_converts_or_gives_a_clear_error(tmp_path_factory, bunit):
         assert "x_H.fits" in str(err)
     else:
         assert image.data.dtype == np.float32 and np.all(np.isfinite(image.data))
+
+
+def test_image_too_large_is_refused_and_can_be_streamed_with_dask(write_fits):
+    from napari_euclidphys.io.fits import open_band_dask
+
+    data = np.arange(120 * 100, dtype=">i4").reshape(120, 100)
+    path = write_fits("mosaic_H.fits", data, celestial_header(data.shape, bunit="Jy/sr"))
+    with pytest.raises(FitsReadError, match=r"mosaic_H\.fits: image of shape \(120, 100\) needs .*open_band_dask"):
+        read_fits_image(path, max_bytes=10_000)
+    lazy, meta = open_band_dask(path, chunks=32)
+    assert lazy.dtype == np.float32 and lazy.chunksize == (32, 32) and meta.band == "H"
+    np.testing.assert_allclose(lazy[50:60, 10:20].compute(), data[50:60, 10:20] * 1e-6, rtol=1e-6)
+    assert meta.pixel_scale_arcsec == pytest.approx(0.1)

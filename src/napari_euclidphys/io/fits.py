@@ -36,6 +36,8 @@ __all__ = [
     "recognise_band",
     "recognise_map_kind",
     "magzero_to_mjy_sr",
+    "open_band_dask",
+    "default_max_bytes",
     "MAP_UNITS",
 ]
 
@@ -172,7 +174,33 @@ def _squeeze_2d(data: np.ndarray, path: Path, hdu_name: str) -> np.ndarray:
     return data
 
 
-def read_fits_image(path: str | os.PathLike, hdu: int | str | None = None) -> FitsImage:
+def default_max_bytes() -> int:
+    """Largest float32 image [bytes] read into memory at once: half the machine's physical memory."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 * 1024**3
+
+
+def _choose_hdu(hdul, hdu, path):
+    if hdu is None:
+        chosen = next((h for h in hdul if _is_image_hdu(h)), None)
+        if chosen is None:
+            kinds = ", ".join(type(h).__name__ for h in hdul) or "nothing"
+            raise FitsReadError(f"{path}: no image HDU found (file holds {kinds})")
+        return chosen
+    try:
+        chosen = hdul[hdu]
+    except (KeyError, IndexError):
+        raise FitsReadError(f"{path}: has no HDU {hdu!r}") from None
+    if not _is_image_hdu(chosen):
+        raise FitsReadError(f"{path}: HDU {hdu!r} is not an image HDU")
+    return chosen
+
+
+def read_fits_image(
+    path: str | os.PathLike, hdu: int | str | None = None, max_bytes: int | None = None
+) -> FitsImage:
     """Read one 2-D image from a FITS file (plain, gzip-compressed or tile-compressed ``.fz``).
 
     Parameters
@@ -189,11 +217,16 @@ def read_fits_image(path: str | os.PathLike, hdu: int | str | None = None) -> Fi
         float32 data in native byte order and FITS pixel order, header, WCS (None when the header
         has none), BUNIT and its astropy unit (None when missing or not parseable).
 
+    max_bytes
+        Refuse images whose float32 copy would exceed this many bytes (default: half the physical
+        memory), instead of risking an out-of-memory kill; open such images with
+        :func:`open_band_dask`.
+
     Raises
     ------
     FitsReadError
-        For a missing, truncated or corrupt file, a file without an image HDU, or data that is not
-        2-D; the message names the file.
+        For a missing, truncated or corrupt file, a file without an image HDU, data that is not
+        2-D, or an image too large to load; the message names the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -202,19 +235,17 @@ def read_fits_image(path: str | os.PathLike, hdu: int | str | None = None) -> Fi
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=fits.verify.VerifyWarning)
             with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
-                if hdu is None:
-                    chosen = next((h for h in hdul if _is_image_hdu(h)), None)
-                    if chosen is None:
-                        kinds = ", ".join(type(h).__name__ for h in hdul) or "nothing"
-                        raise FitsReadError(f"{path}: no image HDU found (file holds {kinds})")
-                else:
-                    try:
-                        chosen = hdul[hdu]
-                    except (KeyError, IndexError):
-                        raise FitsReadError(f"{path}: has no HDU {hdu!r}") from None
-                    if not _is_image_hdu(chosen):
-                        raise FitsReadError(f"{path}: HDU {hdu!r} is not an image HDU")
+                chosen = _choose_hdu(hdul, hdu, path)
                 hdu_name = chosen.name or "PRIMARY"
+                shape = tuple(chosen.shape)
+                need = 4 * int(np.prod(shape, dtype=np.int64))
+                limit = default_max_bytes() if max_bytes is None else max_bytes
+                if need > limit:
+                    raise FitsReadError(
+                        f"{path}: image of shape {shape} needs {need / 1e6:.3g} MB as float32, more "
+                        f"than the {limit / 1e6:.3g} MB limit for loading at once; open it lazily "
+                        "with napari_euclidphys.io.fits.open_band_dask"
+                    )
                 raw = chosen.data
                 if raw is None:
                     raise FitsReadError(f"{path}: HDU {hdu_name!r} holds no data")
@@ -418,6 +449,51 @@ def _to_mjy_sr(image: FitsImage, pixel_scale_arcsec: float | None) -> tuple[np.n
         f"{image.path}: unit {found}{hint} cannot be converted to MJy/sr; expected a surface "
         "brightness BUNIT (e.g. 'MJy/sr') or counts with a MAGZERO keyword"
     )
+
+
+def open_band_dask(
+    path: str | os.PathLike,
+    band: str | None = None,
+    hdu: int | str | None = None,
+    chunks: int | tuple = 2048,
+    pixel_scale_arcsec: float | None = None,
+):
+    """Open a (possibly larger-than-memory) band image lazily as a float32 dask array in MJy/sr.
+
+    The file is memory-mapped (uncompressed FITS only) and converted chunk by chunk, so memory
+    stays bounded by a few chunks.  Returns ``(dask_array, BandImage)`` where the BandImage holds the
+    header, WCS, band and conversion but a 1×1 placeholder instead of the data.
+    """
+    import dask.array as da
+
+    path = Path(path)
+    if not path.is_file():
+        raise FitsReadError(f"{path}: no such file")
+    try:
+        hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
+    except (OSError, ValueError, TypeError, EOFError) as err:
+        raise FitsReadError(f"{path}: not a readable FITS file ({err})") from err
+    chosen = _choose_hdu(hdul, hdu, path)
+    if isinstance(chosen, fits.CompImageHDU):
+        raise FitsReadError(f"{path}: tile-compressed images cannot be memory-mapped; decompress it first")
+    raw = chosen.data  # a memory map: nothing is read yet
+    if raw is None or raw.ndim != 2:
+        shape = None if raw is None else raw.shape
+        raise FitsReadError(f"{path}: HDU {chosen.name!r} holds {shape}; expected a 2-D image")
+    header = chosen.header.copy()
+    probe = FitsImage(data=np.ones((1, 1), np.float32), header=header, path=path,
+                      hdu_name=chosen.name or "PRIMARY", wcs=_read_wcs(header),
+                      bunit=(str(header["BUNIT"]).strip() if "BUNIT" in header else None))
+    probe.unit = _parse_unit(probe.bunit)
+    unit_image, converted = _to_mjy_sr(probe, pixel_scale_arcsec)  # conversion of a pixel worth 1
+    factor = np.float32(unit_image[0, 0])
+    lazy = da.from_array(raw, chunks=chunks, asarray=False, lock=True)
+    lazy = lazy.map_blocks(lambda block: np.asarray(block, dtype=np.float32) * factor, dtype=np.float32)
+    lazy._euclidphys_hdul = hdul  # keep the memory map open as long as the array lives
+    band = band.upper() if band else recognise_band(path, header)
+    meta = BandImage(data=probe.data, header=header, path=path, hdu_name=probe.hdu_name, wcs=probe.wcs,
+                     unit=MJY_SR, bunit=probe.bunit, band=band, converted_from=converted)
+    return lazy, meta
 
 
 def read_map_image(path: str | os.PathLike, kind: str | None = None, hdu: int | str | None = None) -> MapImage:
