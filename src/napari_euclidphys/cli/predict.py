@@ -1,0 +1,330 @@
+"""``napari-euclidphys-predict``: apply a model bundle to Euclid band images, write map FITS files.
+
+    napari-euclidphys-predict --model BUNDLE --bands VIS.fits Y.fits J.fits H.fits --out maps.fits
+    napari-euclidphys-predict --model BUNDLE --batch ATLAS_DIR_OR_LIST --out-dir DIR [--scheduler ADDR]
+
+The output is a multi-extension FITS file: an empty primary HDU with the provenance (bundle name and
+sha256, model kind, feature set, H clip, input files), then one image HDU per target in physical
+units (``MASS`` M⊙/pc², ``METALLICITY`` absolute Z, ``AGE`` Gyr), its 1σ spread in dex
+(``MASS_SIGMA`` …; NaN when the model has none) and ``FLAGS`` (uint8; bit value 1: not evaluated —
+invalid or I_H at/below the clip; 2: outside the training feature range).  The WCS and pixel size of
+the VIS image are copied to every image HDU.
+
+The batch form takes an atlas folder (every galaxy/projection with four band files) or a text file
+with one galaxy per line: four band files in VIS Y J H order (relative to the list file), optionally
+an output name.  It writes one file per galaxy into ``--out-dir`` and skips outputs that exist
+(unless ``--overwrite``).  ``--scheduler ADDRESS`` runs the galaxies on a dask.distributed cluster.
+Every output is written to a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser", "predict_files", "write_maps_fits", "batch_jobs", "run_batch"]
+
+log = logging.getLogger("napari_euclidphys.predict")
+
+#: EXTNAME of each target's map.
+TARGET_EXTNAMES = {"mass": "MASS", "metallicity": "METALLICITY", "age": "AGE"}
+
+
+class CliError(Exception):
+    """A problem with the inputs: printed to stderr, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="napari-euclidphys-predict",
+        description="Predict stellar mass surface density, metallicity and age maps from Euclid "
+                    "I_E, Y_E, J_E, H_E surface-brightness images with a model bundle.")
+    p.add_argument("--model", required=True, help="model bundle folder (holding bundle.json)")
+    p.add_argument("--bands", nargs=4, metavar=("VIS", "Y", "J", "H"),
+                   help="the four band FITS files, in the order VIS Y J H")
+    p.add_argument("--out", help="output FITS file (with --bands)")
+    p.add_argument("--batch", help="atlas folder, or text file listing 'VIS Y J H [OUT]' per line")
+    p.add_argument("--out-dir", help="output folder (with --batch)")
+    p.add_argument("--targets", default=None, help="comma list among the bundle's targets (default: all)")
+    p.add_argument("--chunk-pixels", type=int, default=1_000_000, help="pixels per chunk (1 000 000)")
+    p.add_argument("--projections", default=None, help="atlas batch: comma list of projections (default all)")
+    p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address for --batch")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+# -- single image -------------------------------------------------------------------------------
+def _read_bands(paths):
+    """Read four band files (VIS Y J H order); check bands, shapes and pixel scales agree."""
+    import numpy as np
+
+    from napari_euclidphys import BANDS
+    from napari_euclidphys.io.fits import read_band_image
+
+    images = []
+    for expected, path in zip(BANDS, paths):
+        img = read_band_image(path)
+        if img.band is not None and img.band != expected:
+            raise CliError(f"{path}: looks like the {img.band} band but was given as {expected} "
+                           f"(give --bands in the order {' '.join(BANDS)})")
+        images.append(img)
+    shapes = {img.data.shape for img in images}
+    if len(shapes) != 1:
+        detail = ", ".join(f"{img.path.name} {img.data.shape}" for img in images)
+        raise CliError(f"band images differ in shape: {detail}")
+    scales = [img.pixel_scale_pc_or_arcsec for img in images]
+    known = [s for s in scales if s is not None]
+    if len({unit for _, unit in known}) == 1 and known:
+        values = np.array([v for v, _ in known])
+        if np.any(np.abs(values / values[0] - 1) > 0.01):
+            detail = ", ".join(f"{img.path.name} {s[0]:.4g} {s[1]}" for img, s in zip(images, scales) if s)
+            raise CliError(f"band images differ in pixel scale: {detail}")
+    return np.stack([img.data for img in images]).astype(np.float32, copy=False), images
+
+
+def _ascii(text) -> str:
+    """FITS header strings must be printable ASCII: escape anything else (e.g. 'ü' -> '\\xfc')."""
+    out = str(text).encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(c if 32 <= ord(c) < 127 else "?" for c in out)
+
+
+def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwrite=False) -> Path:
+    """Write a MapPrediction as multi-extension FITS (atomically); WCS/PIXSIZE from ``reference``."""
+    import numpy as np
+    from astropy.io import fits
+
+    from napari_euclidphys import __version__
+    from napari_euclidphys.io.bundle import TARGET_UNITS
+    from napari_euclidphys.io.safe import atomic_path
+
+    geometry = fits.Header()
+    if reference is not None:
+        if reference.wcs is not None:
+            geometry.update(reference.wcs.to_header())
+        for key in ("PIXSIZE",):
+            if key in reference.header:
+                geometry[key] = (reference.header[key], reference.header.comments[key])
+    primary = fits.PrimaryHDU()
+    h = primary.header
+    h["ORIGIN"] = ("napari-euclidphys", "software that wrote this file")
+    h["SWVERS"] = (__version__, "napari-euclidphys version")
+    h["BUNDLE"] = (_ascii(bundle.name), "model bundle name")
+    h["BUNDSHA"] = (bundle.sha256 or "", "sha256 of the bundle's bundle.json")
+    h["MODKIND"] = (bundle.kind, "model kind: lr, rf, dnn")
+    h["FEATSET"] = (bundle.feature_set, "feature set")
+    h["CLIPH"] = (bundle.clip_h, "[MJy/sr] H_E clip: pixels at or below not evaluated")
+    h["NEVAL"] = (prediction.n_evaluated, "pixels evaluated")
+    h["NOUTRNG"] = (prediction.n_out_of_range, "pixels outside the training feature range")
+    h["FLAGBIT1"] = ("masked", "flag value 1: invalid or I_H <= CLIPH, not evaluated")
+    h["FLAGBIT2"] = ("out of range", "flag value 2: features outside training range")
+    for i, band_path in enumerate(inputs):
+        h.add_history(_ascii(f"input {i + 1}: {Path(band_path).name}"))
+    h.add_comment("Synthetic-trained models are NOT TNG50-trained unless the bundle says so.")
+    hdus = [primary]
+    for t in prediction.targets:
+        ext = TARGET_EXTNAMES[t]
+        hdr = geometry.copy()
+        hdr["BUNIT"] = (TARGET_UNITS[t], f"{t}: " + {"mass": "stellar mass surface density",
+                                                    "metallicity": "mass-weighted absolute Z",
+                                                    "age": "mass-weighted age"}[t])
+        hdus.append(fits.ImageHDU(prediction.maps[t], header=hdr, name=ext))
+        hdr = geometry.copy()
+        hdr["BUNIT"] = ("dex", f"1 sigma spread of log10 {t}")
+        hdus.append(fits.ImageHDU(np.asarray(prediction.uncertainty[t], np.float32), header=hdr,
+                                  name=f"{ext}_SIGMA"))
+    hdr = geometry.copy()
+    hdr["BUNIT"] = ("", "flags: 1 masked, 2 outside training range")
+    hdus.append(fits.ImageHDU(prediction.flags.astype(np.uint8), header=hdr, name="FLAGS"))
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        fits.HDUList(hdus).writeto(tmp, output_verify="exception")
+    return Path(path)
+
+
+def predict_files(bundle, band_paths, out, *, targets=None, chunk_pixels=1_000_000, overwrite=False,
+                  progress=True) -> Path:
+    """Predict one galaxy from four band files and write ``out``; return its path."""
+    from napari_euclidphys.inference import predict_maps
+    from napari_euclidphys.io.safe import check_can_write
+    from napari_euclidphys.progress import exhaust, run_with_progress
+
+    check_can_write(out, overwrite)  # fail before the work, not after
+    bands, images = _read_bands(band_paths)
+    gen = predict_maps(bundle, bands, chunk_pixels=chunk_pixels, targets=targets)
+    pred = run_with_progress(gen, desc=Path(out).name) if progress else exhaust(gen)
+    return write_maps_fits(out, pred, bundle, reference=images[0], inputs=band_paths, overwrite=overwrite)
+
+
+# -- batch --------------------------------------------------------------------------------------
+_VIS_SUFFIX = re.compile(r"[_\-.]?(euclid[_\-.]?)?(vis|i_?e)$", re.IGNORECASE)
+
+
+def _default_out_name(vis_path: Path) -> str:
+    stem = vis_path.name
+    for ext in (".fits.gz", ".fits.fz", ".fits", ".fit", ".fts"):
+        if stem.lower().endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    stem = _VIS_SUFFIX.sub("", stem) or stem
+    return f"{stem}_maps.fits"
+
+
+def batch_jobs(source, projections=None) -> list[tuple[list[Path], str]]:
+    """(band paths in VIS Y J H order, output file name) for every galaxy of an atlas or list file."""
+    from napari_euclidphys import BANDS
+
+    source = Path(source)
+    if source.is_dir():
+        from napari_euclidphys.io.atlas import AtlasError, open_atlas
+
+        try:
+            atlas = open_atlas(source)
+        except AtlasError as err:
+            raise CliError(str(err)) from None
+        keys = atlas.files
+        pairs = sorted({(k[0], k[1]) for k in keys}, key=lambda gp: (gp[0], int(gp[1][1:])))
+        if projections:
+            pairs = [gp for gp in pairs if gp[1] in projections]
+        jobs = []
+        for g, p in pairs:
+            if all((g, p, b, True) in keys for b in BANDS):
+                jobs.append(([atlas.path(g, p, b) for b in BANDS], f"TNG{g}_{p}_maps.fits"))
+            else:
+                log.warning("TNG%s %s: skipped, not all four band images are present", g, p)
+        if not jobs:
+            raise CliError(f"{source}: no galaxy with all four band images"
+                           + (f" in projections {','.join(projections)}" if projections else ""))
+        return jobs
+    if not source.is_file():
+        raise CliError(f"{source}: neither an atlas folder nor a list file")
+    jobs = []
+    for n, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = [p for p in re.split(r"[,\s]+", line) if p]
+        if len(parts) not in (4, 5):
+            raise CliError(f"{source}:{n}: expected four band files (VIS Y J H) and optionally an output "
+                           f"name, got {len(parts)} fields")
+        paths = [Path(p) if Path(p).is_absolute() else source.parent / p for p in parts[:4]]
+        jobs.append((paths, parts[4] if len(parts) == 5 else _default_out_name(paths[0])))
+    if not jobs:
+        raise CliError(f"{source}: the list file names no galaxy")
+    names = [name for _, name in jobs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise CliError(f"{source}: several lines would write the same output {dupes}; give output names")
+    return jobs
+
+
+def _predict_job(bundle_path, band_paths, out, targets, chunk_pixels, overwrite):
+    """One batch job (runs in this process or on a dask worker, which loads the bundle itself)."""
+    from napari_euclidphys.io.bundle import ModelBundle
+
+    bundle = _predict_job.cache.get(str(bundle_path))
+    if bundle is None:
+        bundle = ModelBundle.load(bundle_path)
+        _predict_job.cache = {str(bundle_path): bundle}
+    predict_files(bundle, band_paths, out, targets=targets, chunk_pixels=chunk_pixels, overwrite=overwrite,
+                  progress=False)
+    return str(out)
+
+
+_predict_job.cache = {}
+
+
+def run_batch(bundle_path, source, out_dir, *, targets=None, chunk_pixels=1_000_000, overwrite=False,
+              projections=None, scheduler=None, progress=True) -> dict:
+    """Predict every galaxy of ``source`` into ``out_dir``; returns {"written", "skipped", "failed"}.
+
+    ``scheduler``: None runs here; an address string or a ``distributed.Client`` runs the galaxies
+    on that dask.distributed cluster (each worker verifies and loads the bundle itself).
+    """
+    out_dir = Path(out_dir)
+    jobs = batch_jobs(source, projections)
+    todo, skipped = [], []
+    for paths, name in jobs:
+        out = out_dir / name
+        if out.exists() and not overwrite:
+            skipped.append(str(out))
+        else:
+            todo.append((paths, out))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, failed = [], []
+    if scheduler is None:
+        from tqdm.auto import tqdm
+
+        for paths, out in tqdm(todo, desc="galaxies", disable=not progress, unit="galaxy"):
+            try:
+                written.append(_predict_job(bundle_path, paths, out, targets, chunk_pixels, overwrite))
+            except Exception as err:  # noqa: BLE001 - report and go on with the other galaxies
+                failed.append((str(out), f"{type(err).__name__}: {err}"))
+                log.error("%s: failed: %s", out.name, err)
+    else:
+        from distributed import Client, as_completed
+
+        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        try:
+            futures = {client.submit(_predict_job, str(bundle_path), [str(p) for p in paths], str(out),
+                                     targets, chunk_pixels, overwrite, pure=False): out for paths, out in todo}
+            for fut in as_completed(futures):
+                out = futures[fut]
+                try:
+                    written.append(fut.result())
+                except Exception as err:  # noqa: BLE001
+                    failed.append((str(out), f"{type(err).__name__}: {err}"))
+                    log.error("%s: failed: %s", out.name, err)
+        finally:
+            if client is not scheduler:
+                client.close()
+    return {"written": sorted(written), "skipped": skipped, "failed": failed}
+
+
+# -- entry point --------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
+                        format="%(levelname)s %(message)s", stream=sys.stderr)
+    from napari_euclidphys.io.bundle import BundleError, ModelBundle
+    from napari_euclidphys.io.fits import FitsReadError
+    from napari_euclidphys.io.safe import OutputExistsError
+
+    prog = "napari-euclidphys-predict"
+    try:
+        if (args.bands is None) == (args.batch is None):
+            raise CliError("give either --bands VIS Y J H with --out, or --batch with --out-dir")
+        if args.bands is not None and not args.out:
+            raise CliError("--bands needs --out FILE")
+        if args.batch is not None and not args.out_dir:
+            raise CliError("--batch needs --out-dir DIR")
+        if args.chunk_pixels < 1:
+            raise CliError("--chunk-pixels must be positive")
+        bundle = ModelBundle.load(args.model)
+        targets = None
+        if args.targets:
+            targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+            missing = [t for t in targets if t not in bundle.targets]
+            if missing:
+                raise CliError(f"{args.model}: the bundle has no model for {missing}; it predicts "
+                               f"{', '.join(bundle.targets)}")
+        if args.bands is not None:
+            out = predict_files(bundle, args.bands, args.out, targets=targets, chunk_pixels=args.chunk_pixels,
+                                overwrite=args.overwrite, progress=not args.quiet)
+            log.info("wrote %s", out)
+            return 0
+        _predict_job.cache = {str(args.model): bundle}
+        projections = [p.strip() for p in args.projections.split(",")] if args.projections else None
+        result = run_batch(args.model, args.batch, args.out_dir, targets=targets, chunk_pixels=args.chunk_pixels,
+                           overwrite=args.overwrite, projections=projections, scheduler=args.scheduler,
+                           progress=not args.quiet)
+        log.info("%d written, %d skipped (already done), %d failed", len(result["written"]),
+                 len(result["skipped"]), len(result["failed"]))
+        for out, why in result["failed"]:
+            print(f"{prog}: {out}: {why}", file=sys.stderr)
+        return 1 if result["failed"] else 0
+    except (CliError, BundleError, FitsReadError, OutputExistsError, ValueError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
