@@ -1,0 +1,192 @@
+"""``napari-euclidphys-train``: train the paper's models on an atlas; write bundles and a report.
+
+    napari-euclidphys-train --atlas DIR --out DIR [--models lr,rf,dnn] [--features bands]
+        [--targets mass,metallicity,age] [--projections O5] [--test-fraction 0.1] [--repeats N]
+        [--seed S] [--grid paper] [--max-epochs E] [--overwrite] ...
+
+The output folder is written atomically (a temporary folder renamed when complete) and holds
+``models/<kind>/`` (one bundle per model, all targets), ``report/`` (report.md, CSV, figures),
+``run.log`` and ``config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("napari_euclidphys.train")
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from napari_euclidphys import TARGETS
+
+    p = argparse.ArgumentParser(
+        prog="napari-euclidphys-train",
+        description="Train LR / RF / DNN models (Kovačić et al. 2025) on an atlas in the TNG50-SKIRT "
+                    "layout and write model bundles plus a report.")
+    p.add_argument("--atlas", required=True, help="atlas folder (TNG{id}_O{k}_Euclid_{band}.fits + maps)")
+    p.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
+    p.add_argument("--models", default="lr,rf,dnn", help="comma list of lr, rf, dnn (default: all)")
+    p.add_argument("--features", default="bands", help="h | bands | colours | colours2 (default: bands)")
+    p.add_argument("--targets", default=",".join(TARGETS), help="comma list of mass, metallicity, age")
+    p.add_argument("--projections", default="O5", help="comma list (e.g. O1,O2) or 'all' (default: O5)")
+    p.add_argument("--test-fraction", type=float, default=0.1, help="fraction of galaxies held out (0.1)")
+    p.add_argument("--validation-fraction", type=float, default=0.2, help="of training pixels (0.2)")
+    p.add_argument("--repeats", type=int, default=1, help="repeated trainings for mean ± std (1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split and the models (0)")
+    p.add_argument("--clip-h", type=float, default=None, help="H_E clip in MJy/sr (0.55)")
+    p.add_argument("--grid", choices=["paper"], default=None,
+                   help="'paper': the 27 cases of Table 3 (models × h/bands/colours × targets)")
+    p.add_argument("--max-epochs", type=int, default=None, help="DNN epoch limit (paper: until early stop)")
+    p.add_argument("--patience", type=int, default=None, help="DNN early-stopping patience (paper 2000)")
+    p.add_argument("--lr-patience", type=int, default=None, help="DNN lr-plateau patience (paper 300)")
+    p.add_argument("--dnn-members", type=int, default=None, help="networks per DNN bundle (ensemble σ)")
+    p.add_argument("--n-estimators", type=int, default=None, help="RF trees (100)")
+    p.add_argument("--min-samples-leaf", type=int, default=None, help="RF leaf size bound")
+    p.add_argument("--max-leaf-nodes", type=int, default=None, help="RF leaves per tree bound")
+    p.add_argument("--max-samples", type=int, default=None, help="RF pixels per tree (2 000 000)")
+    p.add_argument("--max-train-pixels", type=int, default=None, help="seeded subsample of training pixels")
+    p.add_argument("--lofo", action="store_true", help="leave-one-band-out ΔRMSE for RF and DNN")
+    p.add_argument("--colour-check", action="store_true", help="Appendix D: predict colours from bands")
+    p.add_argument("--chained", action="store_true", help="also chained Σ⋆ → Z⋆ → t⋆, reported beside")
+    p.add_argument("--cv-folds", type=int, default=0, help="grouped K-fold CV over training galaxies (0=off)")
+    p.add_argument("--rf-grid-search", action="store_true", help="GridSearchCV of the RF on a 20%% subset")
+    p.add_argument("--projection-experiment", type=int, default=0, metavar="K",
+                   help="Appendix A: also train on 1..K projections, fixed test set (0=off)")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _model_params(args) -> dict:
+    dnn = {k: v for k, v in (("max_epochs", args.max_epochs), ("patience", args.patience),
+                             ("lr_patience", args.lr_patience), ("n_members", args.dnn_members)) if v is not None}
+    rf = {k: v for k, v in (("n_estimators", args.n_estimators), ("min_samples_leaf", args.min_samples_leaf),
+                            ("max_leaf_nodes", args.max_leaf_nodes), ("max_samples", args.max_samples))
+          if v is not None}
+    return {k: v for k, v in (("dnn", dnn), ("rf", rf)) if v}
+
+
+def _fail(message: str) -> int:
+    print(f"napari-euclidphys-train: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from napari_euclidphys.io.safe import OutputExistsError, atomic_dir, check_can_write
+    from napari_euclidphys.progress import run_with_progress
+    from napari_euclidphys.training import TrainingConfig, run_grid, train_models
+
+    try:
+        out = check_can_write(args.out, args.overwrite)
+    except OutputExistsError as err:
+        return _fail(str(err))
+    atlas_dir = Path(args.atlas)
+    if not atlas_dir.is_dir():
+        return _fail(f"{atlas_dir}: atlas folder not found")
+    try:
+        from napari_euclidphys.io.atlas import open_atlas
+
+        atlas = open_atlas(atlas_dir)
+        projections = None if args.projections.strip().lower() == "all" else tuple(_csv(args.projections))
+        config = TrainingConfig(
+            models=tuple(_csv(args.models)), feature_set=args.features, targets=tuple(_csv(args.targets)),
+            projections=projections, test_fraction=args.test_fraction,
+            validation_fraction=args.validation_fraction, repeats=args.repeats, seed=args.seed,
+            clip_h=args.clip_h, model_params=_model_params(args), max_train_pixels=args.max_train_pixels,
+            lofo=args.lofo, colour_check=args.colour_check, chained=args.chained, cv_folds=args.cv_folds,
+            rf_grid_search=args.rf_grid_search)
+        if projections is not None:
+            missing = sorted(set(projections) - set(atlas.projections))
+            if missing:
+                return _fail(f"{atlas_dir}: no images for projection(s) {', '.join(missing)} "
+                             f"(the atlas has {', '.join(atlas.projections) or 'none'})")
+    except ValueError as err:  # AtlasError is a ValueError; so are bad options
+        return _fail(str(err))
+
+    from napari_euclidphys.report import write_report
+
+    t0 = time.perf_counter()
+    try:
+        with atomic_dir(out, overwrite=args.overwrite) as tmp:
+            handler = logging.FileHandler(tmp / "run.log", encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            root_logger = logging.getLogger("napari_euclidphys")
+            root_logger.addHandler(handler)
+            root_logger.setLevel(logging.INFO)
+            try:
+                log.info("napari-euclidphys-train %s", " ".join(sys.argv[1:] if argv is None else argv))
+                log.info("atlas %s: %d galaxies, projections %s", atlas.root, len(atlas.galaxy_ids),
+                         ",".join(atlas.projections))
+                (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+                gen = (run_grid(atlas, config) if args.grid == "paper" else train_models(atlas, config))
+                outcome = run_with_progress(_logged(gen), desc="train", disable=args.quiet)
+                grid = outcome if args.grid == "paper" else None
+                result = outcome.results[config.feature_set] if grid is not None and \
+                    config.feature_set in outcome.results else (outcome.results["bands"] if grid else outcome)
+                for kind, bundle in result.bundles.items():
+                    bundle.save(tmp / "models" / kind)
+                    log.info("saved bundle %s", f"models/{kind}")
+                report = write_report(result, tmp / "report", grid=grid, figures=not args.no_figures)
+                if args.projection_experiment:
+                    _projection_experiment(atlas, config, args.projection_experiment, tmp / "report", args.quiet)
+                for r in result.summary("test"):
+                    log.info("test %-12s %-11s R2=%.4f RMSE=%.4f NMAD=%.4f f_out=%.4f bias=%+.4f rho=%.4f",
+                             r["model"], r["target"], r["r2"], r["rmse"], r["nmad"], r["f_out"], r["bias"],
+                             r["pearson_r"])
+                log.info("finished in %.1f s; report %s", time.perf_counter() - t0, report.relative_to(tmp))
+            finally:
+                root_logger.removeHandler(handler)
+                handler.close()
+    except OutputExistsError as err:
+        return _fail(str(err))
+    except ValueError as err:
+        return _fail(str(err))
+    print(f"napari-euclidphys-train: wrote {out} (report: {out / 'report' / 'report.md'})")
+    return 0
+
+
+def _projection_experiment(atlas, config, k, folder, quiet):
+    """Appendix A table: metrics against the number of training projections (report/appendix_a.*)."""
+    from napari_euclidphys.io.safe import atomic_path
+    from napari_euclidphys.progress import run_with_progress
+    from napari_euclidphys.report.markdown import rows_to_csv, table_markdown
+    from napari_euclidphys.training import run_projection_experiment
+
+    rows = run_with_progress(_logged(run_projection_experiment(atlas, config, max_projections=k)),
+                             desc="Appendix A", disable=quiet)
+    table = table_markdown(["projections", "model", "target", "fit pixels", "R²", "RMSE [dex]"], [
+        [r["projections"], r["model"], r["target"], r["n_fit_pixels"], f"{r['r2']:.4f}", f"{r['rmse']:.4f}"]
+        for r in rows])
+    with atomic_path(folder / "appendix_a.md") as tmp:
+        tmp.write_text("# Appendix A: training with more projections (fixed test set)\n\n" + table)
+    with atomic_path(folder / "appendix_a.csv") as tmp:
+        tmp.write_text(rows_to_csv(rows))
+    log.info("Appendix A experiment written (%d rows)", len(rows))
+
+
+def _logged(gen):
+    """Pass a progress generator through, logging each new message once per unit of work."""
+    last = None
+    while True:
+        try:
+            step = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        key = (step.done, step.total)
+        if key != last:
+            log.info("[%d/%d] %s", step.done, step.total, step.message)
+            last = key
+        yield step

@@ -1,0 +1,163 @@
+"""Pixel data sets from an atlas: masked pixels → log10 bands, log10 targets, galaxy of each pixel.
+
+For each (galaxy, projection) the dusty band images are masked with
+:func:`napari_euclidphys.features.pixel_mask` (I_H above the clip, all bands finite and > 0); pixels
+whose target maps are not finite and positive are dropped too (they have no log10).  Only the
+kept pixels are stored, in float32, one image pair at a time, so memory grows with the number of
+usable pixels and not with the image area.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from napari_euclidphys import BANDS, TARGETS
+from napari_euclidphys.progress import Progress, ProgressGenerator
+
+__all__ = ["PixelSet", "assemble_pixels", "as_atlas", "pixels_of_image"]
+
+
+@dataclass
+class PixelSet:
+    """Usable pixels of a set of atlas images.
+
+    Attributes
+    ----------
+    log_bands : float32 (N, 4) log10 surface brightness [MJy/sr] in BANDS order.
+    log_targets : float32 (N, T) log10 of Σ⋆ [M⊙/pc²], Z⋆ [absolute], t⋆ [Gyr] in ``targets`` order.
+    galaxy : int64 (N,) galaxy (subhalo) id of each pixel.
+    projection : int8 (N,) index into ``projections``.
+    pixel_index : int32 (N,) flat index of the pixel in its image (row-major, FITS order).
+    targets, projections : names of the target columns and projection codes.
+    shapes : {(galaxy_id, projection): (ny, nx)} image shapes (to rebuild maps).
+    """
+
+    log_bands: np.ndarray
+    log_targets: np.ndarray
+    galaxy: np.ndarray
+    projection: np.ndarray
+    pixel_index: np.ndarray
+    targets: tuple[str, ...]
+    projections: tuple[str, ...]
+    shapes: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.galaxy.size)
+
+    @property
+    def galaxy_ids(self) -> np.ndarray:
+        return np.unique(self.galaxy)
+
+    def target(self, name: str) -> np.ndarray:
+        """log10 values of one target, float32 (N,)."""
+        return self.log_targets[:, self.targets.index(name)]
+
+    def subset(self, selection) -> "PixelSet":
+        """Rows selected by a bool mask or index array (a copy)."""
+        return PixelSet(self.log_bands[selection], self.log_targets[selection], self.galaxy[selection],
+                        self.projection[selection], self.pixel_index[selection], self.targets,
+                        self.projections, dict(self.shapes))
+
+    def of_galaxies(self, galaxy_ids) -> "PixelSet":
+        """Pixels of the given galaxies only."""
+        return self.subset(np.isin(self.galaxy, np.asarray(list(galaxy_ids), dtype=np.int64)))
+
+    def image_rows(self, galaxy_id: int, projection: str) -> np.ndarray:
+        """Row indices of the pixels of one image."""
+        p = self.projections.index(projection)
+        return np.flatnonzero((self.galaxy == galaxy_id) & (self.projection == p))
+
+    def to_image(self, values, galaxy_id: int, projection: str, rows=None) -> np.ndarray:
+        """Scatter per-pixel ``values`` (aligned with this set) back into a NaN-filled float32 map."""
+        rows = self.image_rows(galaxy_id, projection) if rows is None else rows
+        ny, nx = self.shapes[(galaxy_id, projection)]
+        img = np.full(ny * nx, np.nan, dtype=np.float32)
+        img[self.pixel_index[rows]] = np.asarray(values)[rows]
+        return img.reshape(ny, nx)
+
+
+def as_atlas(atlas):
+    """An ``Atlas`` from an ``Atlas`` or a folder path (``open_atlas`` raises ``AtlasError``)."""
+    if isinstance(atlas, (str, Path)):
+        from napari_euclidphys.io.atlas import open_atlas
+
+        return open_atlas(atlas)
+    return atlas
+
+
+def pixels_of_image(bands, maps, clip_h: float):
+    """Usable pixels of one image: (flat index int32, log bands (n,4) float32, log maps (n,T) float32).
+
+    ``bands`` (4, ny, nx) MJy/sr, ``maps`` (T, ny, nx) in physical units.
+    """
+    from napari_euclidphys.features import pixel_mask
+
+    keep = pixel_mask(bands, clip_h)
+    with np.errstate(invalid="ignore"):
+        keep &= np.all(np.isfinite(maps) & (maps > 0), axis=0)
+    idx = np.flatnonzero(keep.ravel()).astype(np.int32)
+    b = bands.reshape(len(BANDS), -1)[:, idx].T.astype(np.float32)
+    m = maps.reshape(maps.shape[0], -1)[:, idx].T.astype(np.float32)
+    return idx, np.log10(b), np.log10(m)
+
+
+def assemble_pixels(atlas, *, projections: Sequence[str] | None = ("O5",),
+                    targets: Sequence[str] = TARGETS, clip_h: float | None = None,
+                    galaxy_ids=None, dust: bool = True) -> ProgressGenerator[PixelSet]:
+    """Collect the usable pixels of every complete (galaxy, projection) pair of ``atlas``.
+
+    A progress generator (one step per image) returning a :class:`PixelSet`.  ``projections=None``
+    takes every projection present; ``galaxy_ids`` restricts the galaxies.  Raises ``ValueError``
+    when no image pair is complete or no pixel survives the mask.
+    """
+    from napari_euclidphys.features import DEFAULT_CLIP_H
+
+    clip_h = DEFAULT_CLIP_H if clip_h is None else float(clip_h)
+    targets = tuple(targets)
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        raise ValueError(f"unknown targets {unknown or targets}; choose from {TARGETS}")
+    atlas = as_atlas(atlas)
+    entries = atlas.entries(projections=list(projections) if projections is not None else None)
+    if galaxy_ids is not None:
+        wanted = {int(g) for g in galaxy_ids}
+        entries = [e for e in entries if int(e[0]) in wanted]
+    if not entries:
+        raise ValueError(
+            f"{atlas.root}: no complete galaxy image set (4 bands + 3 maps) for projections "
+            f"{list(projections) if projections is not None else 'any'}"
+        )
+    proj_names = tuple(sorted({p for _, p in entries}))
+    chunks = []
+    shapes = {}
+    total = len(entries)
+    for k, (gid, proj) in enumerate(entries):
+        yield Progress(k, total, f"reading TNG{gid} {proj}")
+        bands = atlas.load_bands(gid, proj, dust=dust)
+        maps = atlas.load_maps(gid, proj, targets=targets)
+        shapes[(int(gid), proj)] = tuple(bands.shape[1:])
+        idx, lb, lt = pixels_of_image(bands, maps, clip_h)
+        del bands, maps
+        chunks.append((int(gid), proj_names.index(proj), idx, lb, lt))
+    yield Progress(total, total, "assembling pixels")
+    n = sum(c[2].size for c in chunks)
+    if n == 0:
+        raise ValueError(f"{atlas.root}: no pixel above the H clip of {clip_h} MJy/sr with valid targets")
+    out = PixelSet(np.empty((n, len(BANDS)), np.float32), np.empty((n, len(targets)), np.float32),
+                   np.empty(n, np.int64), np.empty(n, np.int8), np.empty(n, np.int32), targets,
+                   proj_names, shapes)
+    i = 0
+    while chunks:
+        gid, p, idx, lb, lt = chunks.pop(0)
+        j = i + idx.size
+        out.log_bands[i:j] = lb
+        out.log_targets[i:j] = lt
+        out.galaxy[i:j] = gid
+        out.projection[i:j] = p
+        out.pixel_index[i:j] = idx
+        i = j
+    return out
