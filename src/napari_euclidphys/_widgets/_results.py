@@ -1,0 +1,207 @@
+"""From a map prediction to napari layer data: predicted, uncertainty, residual and flag layers.
+
+Qt-free (numpy only; layers are handled through their ``.data`` / ``.metadata`` attributes) so the
+conversions are tested without a viewer.  Every array arriving here from the inference core is in
+FITS row order; every LayerData tuple leaving is in napari display order (flipped, see
+:func:`napari_euclidphys._layers.display_rows`), like the reader's layers.
+
+Displayed quantities (paper Fig. 5): log10 Σ⋆ [M⊙/pc²], log10 Z⋆/Z⊙, log10 t⋆ [Gyr]; uncertainty
+is the model's 1σ spread in dex; residual = true − predicted in dex (so a positive residual means
+the model under-predicts); the metrics use Δ = predicted − true (SCIENCE.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_euclidphys import BANDS, TARGETS
+from napari_euclidphys._layers import (
+    BAND_LABELS,
+    TARGET_DISPLAY,
+    display_rows,
+    map_layer_data,
+    robust_limits,
+)
+
+__all__ = [
+    "FLAG_MASKED",
+    "FLAG_OUT_OF_RANGE",
+    "FLAG_COLORS",
+    "RESIDUAL_COLORMAP",
+    "band_layer_for",
+    "bands_from_layers",
+    "find_truth_layer",
+    "symmetric_limits",
+    "prediction_layer_data",
+]
+
+#: Flag bits of ``MapPrediction.flags``: pixel masked (not evaluated: invalid or H below clip_h).
+FLAG_MASKED = 1
+#: Flag bit: pixel evaluated but its features lie outside the model's training range.
+FLAG_OUT_OF_RANGE = 2
+#: Label colours of the flag layer (0 and unknown values transparent).
+FLAG_COLORS = {0: "transparent", FLAG_MASKED: "#7f7f7f", FLAG_OUT_OF_RANGE: "#ff8c00",
+               FLAG_MASKED | FLAG_OUT_OF_RANGE: "#ff0000", None: "transparent"}
+#: Diverging colormap of residual layers (blue: model over-predicts, red: under-predicts).
+RESIDUAL_COLORMAP = "RdBu_r"
+
+
+def _metadata(layer) -> dict:
+    return getattr(layer, "metadata", None) or {}
+
+
+def band_layer_for(band: str, layers) -> object | None:
+    """The first image layer that is band ``band`` ("VIS", "Y", "J", "H"): by metadata, else by name."""
+    layers = [ly for ly in layers if getattr(ly, "ndim", 2) == 2 and hasattr(ly, "data")]
+    for ly in layers:
+        if _metadata(ly).get("role") == "band" and _metadata(ly).get("band") == band:
+            return ly
+    label = BAND_LABELS[band].lower()
+    for ly in layers:
+        if _metadata(ly).get("role") in (None, "band") and label in ly.name.lower():
+            return ly
+    tokens = {"VIS": ("vis", "i_e"), "Y": ("y",), "J": ("j",), "H": ("h",)}[band]
+    for ly in layers:
+        if _metadata(ly).get("role") not in (None, "band"):
+            continue
+        words = ly.name.lower().replace("-", " ").replace("_", " ").replace(".", " ").split()
+        if any(t in words for t in tokens):
+            return ly
+    return None
+
+
+def bands_from_layers(band_layers) -> np.ndarray:
+    """Stack four band layers (BANDS order) into (4, ny, nx) MJy/sr in FITS row order.
+
+    Layer data are in display order; they are flipped back.  Dask-backed layers give a lazy dask
+    stack (nothing is read here); numpy layers give a float32 numpy stack.
+    """
+    band_layers = list(band_layers)
+    if len(band_layers) != len(BANDS):
+        raise ValueError(f"need {len(BANDS)} band layers ({', '.join(BAND_LABELS.values())}), got {len(band_layers)}")
+    shapes = {tuple(ly.data.shape) for ly in band_layers}
+    if len(shapes) != 1:
+        detail = ", ".join(f"{ly.name}: {tuple(ly.data.shape)}" for ly in band_layers)
+        raise ValueError(f"band layers differ in shape ({detail}); resample them onto one pixel grid first")
+    if next(iter(shapes)).__len__() != 2:
+        raise ValueError(f"band layers must be 2-D images, got shape {next(iter(shapes))}")
+    scales = [np.asarray(getattr(ly, "scale", (1.0, 1.0)), float)[-2:] for ly in band_layers]
+    if any(not np.allclose(sc, scales[-1], rtol=1e-6, atol=0) for sc in scales):
+        detail = ", ".join(f"{ly.name}: ({sc[0]:g}, {sc[1]:g})" for ly, sc in zip(band_layers, scales))
+        raise ValueError(f"band layers have different pixel scales ({detail}); resample them onto one grid first")
+    for ly in band_layers:
+        unit = _metadata(ly).get("unit")
+        if unit not in (None, "MJy/sr"):
+            raise ValueError(f"layer {ly.name!r} is in {unit!r}; the models need surface brightness in MJy/sr")
+    data = [display_rows(ly.data) for ly in band_layers]
+    if any(type(d).__module__.startswith("dask") for d in data):
+        import dask.array as da
+
+        return da.stack([da.asarray(d).astype(np.float32) for d in data])
+    return np.stack([np.asarray(d, dtype=np.float32) for d in data])
+
+
+def find_truth_layer(kind: str, shape, layers, prefer_source: str = "") -> object | None:
+    """A truth map layer of ``kind`` with data of ``shape`` (display order), or None.
+
+    Several candidates: the one whose ``metadata["source"]`` shares the longest prefix with
+    ``prefer_source`` (e.g. the galaxy stem of the band files) wins.
+    """
+    found = [ly for ly in layers
+             if _metadata(ly).get("role") == "truth" and _metadata(ly).get("map_kind") == kind
+             and tuple(ly.data.shape) == tuple(shape)]
+    if not found:
+        return None
+
+    def common(ly) -> int:
+        src = str(_metadata(ly).get("source", ""))
+        n = 0
+        for a, b in zip(src, prefer_source):
+            if a != b:
+                break
+            n += 1
+        return n
+
+    return max(found, key=common)
+
+
+def symmetric_limits(image, percentile: float = 99.0) -> tuple[float, float]:
+    """Contrast limits (−L, +L) centred on 0 with L the ``percentile`` of |image| over finite pixels."""
+    values = np.abs(np.asarray(image))
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return -1.0, 1.0
+    lim = float(np.percentile(values, percentile))
+    lim = lim if lim > 0 else 1.0
+    return -lim, lim
+
+
+def prediction_layer_data(pred, *, pixel_pc=None, pixel_arcsec=None, truth_layers=None,
+                          metadata=None) -> tuple[list, dict]:
+    """napari LayerData tuples for a ``MapPrediction`` and the metrics against truth.
+
+    Parameters
+    ----------
+    pred : ``napari_euclidphys.inference.MapPrediction`` (FITS row order; ``maps`` in physical
+        units, ``uncertainty`` in dex, ``flags`` uint8).
+    pixel_pc, pixel_arcsec : pixel size of the band images (sets the layer scale and units).
+    truth_layers : dict target -> truth layer (display order, displayed log10 values) or None.
+    metadata : extra metadata for every layer (e.g. the band images' WCS and header).
+
+    Returns
+    -------
+    (layers, metrics): layers is a list of (data, kwargs, "image"|"labels") tuples in this order —
+    per target predicted, uncertainty (when the model gives one), residual (when a truth layer is
+    given) — then one flag layer; metrics maps target -> ``regression_metrics`` of displayed truth
+    vs displayed prediction (Δ = predicted − true, dex).
+    """
+    from napari_euclidphys.metrics import regression_metrics
+
+    truth_layers = truth_layers or {}
+    source = pred.bundle_name
+    common = {"bundle_name": pred.bundle_name, "bundle_sha256": pred.bundle_sha256, **(metadata or {})}
+    layers: list = []
+    metrics: dict = {}
+    for target in [t for t in TARGETS if t in pred.maps]:
+        stem = TARGET_DISPLAY[target][0]
+        predicted = map_layer_data(pred.maps[target], target, role="predicted", source=source,
+                                   pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec, metadata=common)
+        layers.append(predicted)
+        sigma = (pred.uncertainty or {}).get(target)
+        if sigma is not None and np.isfinite(sigma).any():
+            data, kwargs, kind = map_layer_data(np.asarray(sigma, np.float32), target, role="uncertainty",
+                                                source=source, pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec,
+                                                metadata={**common, "unit": "dex"}, already_display=True)
+            kwargs.update(name=f"{stem} (uncertainty, 1σ dex) {source}", colormap="inferno",
+                          contrast_limits=robust_limits(data, 0.0, 99.0), visible=False)
+            layers.append((data, kwargs, kind))
+        truth = truth_layers.get(target)
+        if truth is not None:
+            truth_shown = np.asarray(truth.data, dtype=np.float32)
+            pred_shown = predicted[0]
+            residual = (truth_shown - pred_shown).astype(np.float32)  # true − predicted, dex
+            meta = {**common, "unit": "dex", "truth_layer": truth.name,
+                    "definition": "true - predicted (log10 displayed quantity)"}
+            data, kwargs, kind = map_layer_data(residual, target, role="residual", source=source,
+                                                pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec,
+                                                metadata=meta, already_display=True)
+            # map_layer_data flips; the residual is already in display order -> flip back once.
+            data = display_rows(data)
+            kwargs.update(name=f"{stem} (residual true−pred, dex) {source}", colormap=RESIDUAL_COLORMAP,
+                          contrast_limits=symmetric_limits(data), visible=False)
+            layers.append((data, kwargs, kind))
+            metrics[target] = regression_metrics(truth_shown, pred_shown)
+    flags = np.asarray(pred.flags, dtype=np.uint8)
+    scale = layers[0][1]["scale"] if layers else (1.0, 1.0)
+    units = layers[0][1]["units"] if layers else ("pixel", "pixel")
+    flag_meta = {**common, "role": "flags", "unit": "", "pixel_pc": pixel_pc, "pixel_arcsec": pixel_arcsec,
+                 "fits_order": False, "source": source,
+                 "flag_bits": {FLAG_MASKED: "masked: invalid or below the H_E clip, not predicted",
+                               FLAG_OUT_OF_RANGE: "outside the training feature range (extrapolated)"}}
+    layers.append((display_rows(flags), {
+        "name": f"flags (grey: masked, orange: outside training range) {source}",
+        "colormap": dict(FLAG_COLORS), "scale": scale, "units": units, "metadata": flag_meta,
+        "opacity": 0.6,
+    }, "labels"))
+    return layers, metrics
+

@@ -1,0 +1,331 @@
+"""The "Predict physical maps" dock: Euclid band layers + a model bundle -> Σ⋆, Z⋆, t⋆ layers (Qt).
+
+1. Band layers are assigned to I_E, Y_E, J_E, H_E from their metadata (reader / sample data) or
+   names, and can be changed in the combo boxes.
+2. A model bundle is picked from the shipped ones, those trained in the "Train models" dock, or a
+   browsed folder (the last one used is selected again next session); its targets can be narrowed
+   down.
+3. **Predict** loads the bundle (sha256-verified, no pickle) and runs
+   ``napari_euclidphys.inference.predict_maps`` in a thread worker with progress and **Cancel**.
+4. Only when the worker returns are layers added: log10 Σ⋆ [M⊙/pc²], log10 Z⋆/Z⊙, log10 t⋆ [Gyr]
+   (robust contrast limits, shared with the truth map when there is one), 1σ uncertainty in dex when the model has one, a flag layer (grey:
+   masked/clipped, orange: outside the training range) and, when truth map layers of the same
+   shape exist, residual layers (true − predicted, dex, diverging colormap centred at 0) and the
+   paper's metrics (R², RMSE, NMAD, f_out, bias, ρ) in the table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_euclidphys import BANDS, TARGETS
+from napari_euclidphys._layers import BAND_LABELS, TARGET_DISPLAY, robust_limits
+from napari_euclidphys.progress import Progress
+
+from ._bundles import BundleInfo, available_bundles, on_bundles_changed, read_bundle_info, register_bundle_dir
+from ._results import band_layer_for, bands_from_layers, find_truth_layer, prediction_layer_data
+from ._run import RunPanel
+from ._settings import load_settings, save_settings
+
+__all__ = ["PredictWidget", "predict_job", "METRIC_COLUMNS"]
+
+#: Metrics table columns: (key of regression_metrics, header).
+METRIC_COLUMNS = (("r2", "R²"), ("rmse", "RMSE"), ("nmad", "NMAD"), ("f_out", "f_out"), ("bias", "bias"),
+                  ("pearson_r", "ρ"), ("n", "N pix"))
+_TARGET_LABEL = {"mass": "Σ⋆", "metallicity": "Z⋆", "age": "t⋆"}
+
+
+def predict_job(bundle_path, bands, targets, chunk_pixels: int):
+    """Progress generator run by the worker: load the bundle, predict, return the ``MapPrediction``."""
+    from napari_euclidphys import inference
+    from napari_euclidphys.io.bundle import ModelBundle
+
+    yield Progress(0, 1, "loading and verifying the model bundle")
+    bundle = ModelBundle.load(bundle_path)
+    prediction = yield from inference.predict_maps(bundle, bands, chunk_pixels=chunk_pixels, targets=targets)
+    return prediction
+
+
+def _image_layers(viewer):
+    from napari.layers import Image
+
+    return [ly for ly in viewer.layers if isinstance(ly, Image) and ly.ndim == 2 and not ly.rgb]
+
+
+class PredictWidget(QWidget):
+    """Dock widget "Predict physical maps"."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.chunk_pixels = 1_000_000
+        self.last_prediction = None
+        self.last_metrics: dict = {}
+        self.added_layers: list = []
+
+        # --- bands
+        band_box = QGroupBox("Band images (surface brightness, MJy/sr)")
+        band_form = QFormLayout(band_box)
+        self.band_combos = {}
+        for band in BANDS:
+            combo = QComboBox()
+            combo.setToolTip(f"image layer holding Euclid {BAND_LABELS[band]} in MJy/sr")
+            self.band_combos[band] = combo
+            band_form.addRow(BAND_LABELS[band], combo)
+        self.auto_button = QPushButton("Assign bands from layer names")
+        self.auto_button.clicked.connect(self.auto_assign)
+        band_form.addRow(self.auto_button)
+
+        # --- model
+        model_box = QGroupBox("Model bundle")
+        model_layout = QVBoxLayout(model_box)
+        row = QHBoxLayout()
+        self.bundle_combo = QComboBox()
+        self.bundle_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.bundle_combo.setMinimumContentsLength(18)
+        self.browse_button = QPushButton("Browse…")
+        self.browse_button.setToolTip("choose a bundle folder (with bundle.json)")
+        row.addWidget(self.bundle_combo, 1)
+        row.addWidget(self.browse_button)
+        model_layout.addLayout(row)
+        self.bundle_info = QLabel("")
+        self.bundle_info.setWordWrap(True)
+        model_layout.addWidget(self.bundle_info)
+        target_row = QHBoxLayout()
+        self.target_checks = {}
+        for target in TARGETS:
+            check = QCheckBox(f"{_TARGET_LABEL[target]} ({target})")
+            check.setChecked(True)
+            self.target_checks[target] = check
+            target_row.addWidget(check)
+        model_layout.addLayout(target_row)
+
+        # --- run
+        self.run_panel = RunPanel("Predict")
+        self.run_panel.run_button.clicked.connect(self.run)
+
+        # --- metrics
+        self.metrics_table = QTableWidget(0, len(METRIC_COLUMNS))
+        self.metrics_table.setHorizontalHeaderLabels([h for _, h in METRIC_COLUMNS])
+        self.metrics_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.metrics_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.metrics_table.setMaximumHeight(130)
+        self.metrics_note = QLabel("Metrics vs truth layers (Δ = predicted − true, dex; f_out: |Δ| > 0.3 dex)")
+        self.metrics_note.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(band_box)
+        layout.addWidget(model_box)
+        layout.addWidget(self.run_panel)
+        layout.addWidget(self.metrics_note)
+        layout.addWidget(self.metrics_table)
+        layout.addStretch(1)
+
+        self.bundle_combo.currentIndexChanged.connect(self._on_bundle_changed)
+        self.browse_button.clicked.connect(self._browse)
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self.refresh_layers)
+        self._disconnect_bundles = on_bundles_changed(self.refresh_bundles)
+        self.destroyed.connect(lambda *_: self._disconnect_bundles())
+        self.refresh_layers()
+        self.refresh_bundles()
+        last = load_settings("predict", {"bundle": ""})["bundle"]
+        if last and Path(last).is_dir():
+            self.select_bundle(last)  # the bundle used last time (if it still exists)
+
+    # ------------------------------------------------------------------ layers
+    def refresh_layers(self, event=None) -> None:
+        """Re-list the image layers in the band combos, keeping choices that still exist."""
+        names = [ly.name for ly in _image_layers(self.viewer)]
+        for band, combo in self.band_combos.items():
+            current = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItem("")
+            combo.addItems(names)
+            if current in names:
+                combo.setCurrentText(current)
+            combo.blockSignals(False)
+        if any(not c.currentText() for c in self.band_combos.values()):
+            self.auto_assign(only_empty=True)
+
+    def auto_assign(self, only_empty: bool = False) -> None:
+        """Pick each band's layer from metadata["band"] (reader, sample) or from the layer names."""
+        layers = _image_layers(self.viewer)
+        for band, combo in self.band_combos.items():
+            if only_empty and combo.currentText():
+                continue
+            layer = band_layer_for(band, layers)
+            if layer is not None:
+                combo.setCurrentText(layer.name)
+
+    def band_layers(self) -> list:
+        """The four assigned layers in BANDS order; ValueError naming the missing band otherwise."""
+        chosen = []
+        for band, combo in self.band_combos.items():
+            name = combo.currentText()
+            if not name or name not in self.viewer.layers:
+                raise ValueError(f"choose a layer for {BAND_LABELS[band]} (all four Euclid bands are needed)")
+            chosen.append(self.viewer.layers[name])
+        return chosen
+
+    # ------------------------------------------------------------------ bundles
+    def refresh_bundles(self) -> None:
+        """Re-list the bundles (shipped, user folder, browsed), keeping the current choice."""
+        current = self.current_bundle()
+        self.bundle_combo.blockSignals(True)
+        self.bundle_combo.clear()
+        for info in available_bundles():
+            self.bundle_combo.addItem(info.label, info)
+        if current is not None:
+            self.select_bundle(current.path)
+        self.bundle_combo.blockSignals(False)
+        self._on_bundle_changed()
+
+    def current_bundle(self) -> BundleInfo | None:
+        return self.bundle_combo.currentData()
+
+    def select_bundle(self, path) -> bool:
+        """Select the bundle at ``path`` (registering its folder if it is not listed yet)."""
+        path = Path(path).resolve()
+        for i in range(self.bundle_combo.count()):
+            info = self.bundle_combo.itemData(i)
+            if info is not None and info.path.resolve() == path:
+                self.bundle_combo.setCurrentIndex(i)
+                return True
+        if read_bundle_info(path) is None:
+            return False
+        register_bundle_dir(path)  # notifies every predict dock, this one included
+        for i in range(self.bundle_combo.count()):
+            info = self.bundle_combo.itemData(i)
+            if info is not None and info.path.resolve() == path:
+                self.bundle_combo.setCurrentIndex(i)
+                return True
+        return False
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a model bundle folder (with bundle.json)")
+        if folder:
+            if read_bundle_info(folder) is None:
+                self.run_panel.set_status(f"{folder}: no readable bundle.json; not a model bundle")
+                return
+            self.select_bundle(folder)
+
+    def _on_bundle_changed(self, *_) -> None:
+        info = self.current_bundle()
+        if info is None:
+            self.bundle_info.setText("No model bundle found: train one in the 'Train models' dock or browse.")
+            for check in self.target_checks.values():
+                check.setEnabled(False)
+            return
+        parts = [f"model: {info.kind}", f"features: {info.feature_set}", f"folder: {info.path}"]
+        test = info.metrics.get("test") if isinstance(info.metrics, dict) else None
+        if isinstance(test, dict):
+            r2 = [f"{_TARGET_LABEL.get(t, t)} R²={m.get('r2', float('nan')):.2f}"
+                  for t, m in test.items() if isinstance(m, dict) and isinstance(m.get("r2"), (int, float))]
+            if r2:
+                parts.append("test: " + ", ".join(r2))
+        self.bundle_info.setText("; ".join(parts))
+        for target, check in self.target_checks.items():
+            check.setEnabled(not info.targets or target in info.targets)
+
+    def selected_targets(self) -> tuple:
+        return tuple(t for t, c in self.target_checks.items() if c.isChecked() and c.isEnabled())
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> None:
+        """Start the prediction in a worker (or report why it cannot start)."""
+        try:
+            band_layers = self.band_layers()
+            bands = bands_from_layers(band_layers)
+            info = self.current_bundle()
+            if info is None:
+                raise ValueError("no model bundle selected")
+            targets = self.selected_targets()
+            if not targets:
+                raise ValueError("select at least one target")
+        except ValueError as err:
+            self.run_panel.set_status(str(err))
+            return
+        save_settings("predict", {"bundle": str(info.path)})
+        self._pending = {"band_layers": band_layers, "shape": tuple(band_layers[0].data.shape)}
+        self.run_panel.start(predict_job, info.path, bands, targets, int(self.chunk_pixels),
+                             on_returned=self._on_prediction, description=f"predicting with {info.name}")
+
+    def _on_prediction(self, prediction) -> None:
+        """Main thread: turn the returned prediction into layers and metrics."""
+        band_layers = self._pending["band_layers"]
+        reference = band_layers[-1]  # H_E: its pixel grid, scale and WCS are the maps'
+        meta = reference.metadata or {}
+        truth = {}
+        for target in prediction.maps:
+            layer = find_truth_layer(target, self._pending["shape"], self.viewer.layers,
+                                     prefer_source=str(meta.get("source", "")))
+            if layer is not None:
+                truth[target] = layer
+        extra = {k: meta[k] for k in ("wcs", "header") if meta.get(k) is not None}
+        extra["band_layers"] = [ly.name for ly in band_layers]
+        layer_data, metrics = prediction_layer_data(
+            prediction, pixel_pc=meta.get("pixel_pc"), pixel_arcsec=meta.get("pixel_arcsec"),
+            truth_layers=truth, metadata=extra)
+        for data, kwargs, layer_type in layer_data:
+            role, target = kwargs["metadata"].get("role"), kwargs["metadata"].get("map_kind")
+            if role == "predicted" and target in truth:
+                # One colour scale for the true and the predicted map: the robust range of the true
+                # values over the pixels the model predicted (the truth's faint outskirts excluded).
+                shown_truth = np.where(np.isfinite(data), np.asarray(truth[target].data), np.nan)
+                limits = robust_limits(shown_truth)
+                kwargs["contrast_limits"] = limits
+                truth[target].contrast_limits = limits
+        added = []
+        for data, kwargs, layer_type in layer_data:
+            if kwargs["name"] in self.viewer.layers:  # a re-run replaces its own layers
+                self.viewer.layers.remove(kwargs["name"])
+            kwargs["scale"] = tuple(reference.scale)  # same grid as the band layers
+            kwargs["translate"] = tuple(reference.translate)
+            kwargs["units"] = tuple(str(u) for u in reference.units)
+            layer = getattr(self.viewer, f"add_{layer_type}")(data, **kwargs)
+            if layer_type == "image":
+                layer.colorbar.visible = True  # the layer name carries the quantity and unit
+            added.append(layer)
+        self.added_layers = added
+        if added:
+            self.viewer.layers.selection.active = added[0]  # the predicted Σ⋆ (or first target) map
+        self.last_prediction = prediction
+        self.last_metrics = metrics
+        self._show_metrics(metrics)
+        n_out = int(np.count_nonzero(np.asarray(prediction.flags) & 2))
+        notes = [f"added {len(added)} layers"]
+        if n_out:
+            notes.append(f"{n_out} pixels outside the training range (orange in the flag layer)")
+        if not any(ly.metadata.get("role") == "uncertainty" for ly in added):
+            notes.append("this model gives no per-pixel uncertainty")
+        if not metrics:
+            notes.append("no truth map layers of this shape: no residuals or metrics")
+        self.run_panel.set_status("; ".join(notes))
+
+    def _show_metrics(self, metrics: dict) -> None:
+        self.metrics_table.setRowCount(len(metrics))
+        self.metrics_table.setVerticalHeaderLabels([TARGET_DISPLAY[t][0] for t in metrics])
+        for row, (target, values) in enumerate(metrics.items()):
+            for col, (key, _) in enumerate(METRIC_COLUMNS):
+                value = values.get(key, float("nan"))
+                text = f"{int(value)}" if key == "n" else f"{value:.3f}"
+                self.metrics_table.setItem(row, col, QTableWidgetItem(text))

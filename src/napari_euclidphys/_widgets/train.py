@@ -1,0 +1,297 @@
+"""The "Train models" dock: train LR / RF / DNN bundles on an atlas in the background (Qt).
+
+Choose an atlas folder (or build a small synthetic one — the project's physical stand-in, not
+TNG50), the models, the feature set, the targets and the main hyper-parameters; **Train** runs
+:func:`napari_euclidphys.training.train_models` in a thread worker with progress and **Cancel**
+(stopping at the next step: nothing is saved).  When training completes, each model's bundle is
+saved atomically into the bundle folder (default: the user's napari-euclidphys data folder) and
+appears in every open "Predict physical maps" dock.  The choices persist between sessions.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_euclidphys import TARGETS
+from napari_euclidphys.progress import Progress
+
+from ._bundles import notify_bundles_changed, register_bundle_dir, user_bundle_dir
+from ._run import RunPanel
+from ._settings import load_settings, save_settings
+
+__all__ = ["TrainWidget", "train_job", "build_atlas_job", "DEFAULTS"]
+
+MODELS = {"lr": "Linear regression", "rf": "Random forest", "dnn": "Neural network (DNN)"}
+FEATURES = {"h": "H_E only", "bands": "4 bands", "colours": "4 bands + 6 colours",
+            "colours2": "4 bands + colours + squared colours"}
+_TARGET_LABEL = {"mass": "Σ⋆", "metallicity": "Z⋆", "age": "t⋆"}
+
+#: Persisted settings and their defaults.
+DEFAULTS = {"atlas": "", "out_dir": "", "models": ("lr", "rf"), "feature_set": "bands", "targets": TARGETS,
+            "test_fraction": 0.2, "seed": 0, "repeats": 1, "max_train_pixels": 0, "rf_trees": 50,
+            "dnn_epochs": 200, "synth_galaxies": 8, "synth_npix": 64}
+
+
+def train_job(atlas_root, config_kwargs: dict, out_dir):
+    """Progress generator: train, then save every bundle atomically; returns (result, saved paths)."""
+    from napari_euclidphys.training import TrainingConfig, train_models
+
+    config = TrainingConfig(**config_kwargs)
+    result = yield from train_models(atlas_root, config)
+    # No yield from here on: once training is complete, the bundles are all saved (each atomically).
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    saved = []
+    for kind, bundle in result.bundles.items():
+        path = Path(out_dir) / f"{bundle.name}-{stamp}"
+        n = 1
+        while path.exists():
+            n += 1
+            path = Path(out_dir) / f"{bundle.name}-{stamp}-{n}"
+        bundle.save(path)
+        saved.append(path)
+    return result, saved
+
+
+def build_atlas_job(out_dir, n_galaxies: int, npix: int, seed: int):
+    """Progress generator: a synthetic atlas (one projection per galaxy); returns its root."""
+    from napari_euclidphys.synth import build_atlas
+
+    yield Progress(0, n_galaxies, "building the synthetic atlas")
+    root = yield from build_atlas(out_dir, n_galaxies, npix=npix, seed=seed, projections=("O5",))
+    return root
+
+
+class TrainWidget(QWidget):
+    """Dock widget "Train models"."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.last_result = None
+        self.saved_bundles: list = []
+        values = load_settings("train", DEFAULTS)
+
+        # --- data
+        data_box = QGroupBox("Training atlas (TNG50-SKIRT layout)")
+        data_form = QFormLayout(data_box)
+        self.atlas_edit = QLineEdit(values["atlas"])
+        self.atlas_edit.setPlaceholderText("folder with TNG*_O*_Euclid_*.fits and the maps")
+        atlas_browse = QPushButton("Browse…")
+        atlas_browse.clicked.connect(self._browse_atlas)
+        row = QHBoxLayout()
+        row.addWidget(self.atlas_edit, 1)
+        row.addWidget(atlas_browse)
+        data_form.addRow("Atlas", row)
+        self.synth_galaxies = QSpinBox()
+        self.synth_galaxies.setRange(3, 500)
+        self.synth_galaxies.setValue(values["synth_galaxies"])
+        self.synth_npix = QSpinBox()
+        self.synth_npix.setRange(32, 400)
+        self.synth_npix.setValue(values["synth_npix"])
+        self.synth_button = QPushButton("Build synthetic atlas…")
+        self.synth_button.setToolTip("a physical mock atlas (not TNG50) written to a folder you choose")
+        self.synth_button.clicked.connect(self._build_synthetic_dialog)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("galaxies"))
+        row.addWidget(self.synth_galaxies)
+        row.addWidget(QLabel("pixels"))
+        row.addWidget(self.synth_npix)
+        row.addWidget(self.synth_button)
+        data_form.addRow("or", row)
+
+        # --- models
+        model_box = QGroupBox("Models, features, targets")
+        model_form = QFormLayout(model_box)
+        self.model_checks = {}
+        row = QHBoxLayout()
+        for kind, label in MODELS.items():
+            check = QCheckBox(label)
+            check.setChecked(kind in values["models"])
+            self.model_checks[kind] = check
+            row.addWidget(check)
+        model_form.addRow("Models", row)
+        self.feature_combo = QComboBox()
+        for key, label in FEATURES.items():
+            self.feature_combo.addItem(label, key)
+        self.feature_combo.setCurrentIndex(max(self.feature_combo.findData(values["feature_set"]), 0))
+        model_form.addRow("Features", self.feature_combo)
+        self.target_checks = {}
+        row = QHBoxLayout()
+        for target in TARGETS:
+            check = QCheckBox(f"{_TARGET_LABEL[target]} ({target})")
+            check.setChecked(target in values["targets"])
+            self.target_checks[target] = check
+            row.addWidget(check)
+        model_form.addRow("Targets", row)
+
+        # --- hyper-parameters
+        hyper_box = QGroupBox("Main hyper-parameters")
+        hyper_form = QFormLayout(hyper_box)
+        self.test_fraction = QDoubleSpinBox()
+        self.test_fraction.setRange(0.05, 0.5)
+        self.test_fraction.setSingleStep(0.05)
+        self.test_fraction.setValue(values["test_fraction"])
+        self.test_fraction.setToolTip("fraction of GALAXIES held out for the test metrics")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setValue(values["seed"])
+        self.repeats = QSpinBox()
+        self.repeats.setRange(1, 20)
+        self.repeats.setValue(values["repeats"])
+        self.max_pixels = QSpinBox()
+        self.max_pixels.setRange(0, 2**31 - 1)
+        self.max_pixels.setSingleStep(100_000)
+        self.max_pixels.setSpecialValueText("all")
+        self.max_pixels.setValue(values["max_train_pixels"])
+        self.rf_trees = QSpinBox()
+        self.rf_trees.setRange(1, 2000)
+        self.rf_trees.setValue(values["rf_trees"])
+        self.dnn_epochs = QSpinBox()
+        self.dnn_epochs.setRange(1, 100_000)
+        self.dnn_epochs.setValue(values["dnn_epochs"])
+        hyper_form.addRow("Test galaxies (fraction)", self.test_fraction)
+        hyper_form.addRow("Seed", self.seed)
+        hyper_form.addRow("Repeats", self.repeats)
+        hyper_form.addRow("Max training pixels", self.max_pixels)
+        hyper_form.addRow("RF trees", self.rf_trees)
+        hyper_form.addRow("DNN max epochs", self.dnn_epochs)
+
+        # --- output
+        out_row = QHBoxLayout()
+        self.out_edit = QLineEdit(values["out_dir"] or str(user_bundle_dir()))
+        out_browse = QPushButton("Browse…")
+        out_browse.clicked.connect(self._browse_out)
+        out_row.addWidget(self.out_edit, 1)
+        out_row.addWidget(out_browse)
+        out_form = QFormLayout()
+        out_form.addRow("Save bundles in", out_row)
+
+        self.run_panel = RunPanel("Train")
+        self.run_panel.run_button.clicked.connect(self.run)
+        self.results = QLabel("")
+        self.results.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        for widget in (data_box, model_box, hyper_box):
+            layout.addWidget(widget)
+        layout.addLayout(out_form)
+        layout.addWidget(self.run_panel)
+        layout.addWidget(self.results)
+        layout.addStretch(1)
+
+    # ------------------------------------------------------------------ settings
+    def values(self) -> dict:
+        """The dock's current choices (the persisted settings)."""
+        return {
+            "atlas": self.atlas_edit.text().strip(), "out_dir": self.out_edit.text().strip(),
+            "models": tuple(k for k, c in self.model_checks.items() if c.isChecked()),
+            "feature_set": self.feature_combo.currentData(),
+            "targets": tuple(t for t, c in self.target_checks.items() if c.isChecked()),
+            "test_fraction": self.test_fraction.value(), "seed": self.seed.value(),
+            "repeats": self.repeats.value(), "max_train_pixels": self.max_pixels.value(),
+            "rf_trees": self.rf_trees.value(), "dnn_epochs": self.dnn_epochs.value(),
+            "synth_galaxies": self.synth_galaxies.value(), "synth_npix": self.synth_npix.value(),
+        }
+
+    def save_settings(self) -> None:
+        save_settings("train", self.values())
+
+    def config_kwargs(self) -> dict:
+        """``TrainingConfig`` keyword arguments from the dock (ValueError on an empty choice)."""
+        v = self.values()
+        if not v["models"]:
+            raise ValueError("choose at least one model")
+        if not v["targets"]:
+            raise ValueError("choose at least one target")
+        return {
+            "models": v["models"], "feature_set": v["feature_set"], "targets": v["targets"],
+            "test_fraction": v["test_fraction"], "seed": v["seed"], "repeats": v["repeats"],
+            "max_train_pixels": v["max_train_pixels"] or None,
+            "model_params": {"rf": {"n_estimators": v["rf_trees"]}, "dnn": {"max_epochs": v["dnn_epochs"]}},
+            "importance": False,
+        }
+
+    # ------------------------------------------------------------------ actions
+    def _browse_atlas(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose the atlas folder", self.atlas_edit.text())
+        if folder:
+            self.atlas_edit.setText(folder)
+            self.save_settings()
+
+    def _browse_out(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the trained bundles", self.out_edit.text())
+        if folder:
+            self.out_edit.setText(folder)
+            self.save_settings()
+
+    def _build_synthetic_dialog(self) -> None:
+        folder, _ = QFileDialog.getSaveFileName(self, "New folder for the synthetic atlas", "synthetic-atlas")
+        if folder:
+            self.build_synthetic(folder)
+
+    def build_synthetic(self, out_dir) -> None:
+        """Build a synthetic atlas into ``out_dir`` (must not exist or be empty) in the background."""
+        self.save_settings()
+
+        def done(root) -> None:
+            self.atlas_edit.setText(str(root))
+            self.save_settings()
+            self.run_panel.set_status(f"synthetic atlas ready in {root} (a stand-in, not TNG50)")
+
+        self.run_panel.start(build_atlas_job, out_dir, self.synth_galaxies.value(), self.synth_npix.value(),
+                             self.seed.value(), on_returned=done, description="building the synthetic atlas")
+
+    def run(self) -> None:
+        """Start training in the background (or say why it cannot start)."""
+        try:
+            kwargs = self.config_kwargs()
+            atlas = self.atlas_edit.text().strip()
+            if not atlas or not Path(atlas).is_dir():
+                raise ValueError(f"atlas folder {atlas!r} does not exist; choose one or build a synthetic atlas")
+            out_dir = self.out_edit.text().strip()
+            if not out_dir:
+                raise ValueError("choose a folder for the trained bundles")
+        except ValueError as err:
+            self.run_panel.set_status(str(err))
+            return
+        self.save_settings()
+        self.results.setText("")
+        self.run_panel.start(train_job, atlas, kwargs, out_dir, on_returned=self._on_trained,
+                             description=f"training {', '.join(kwargs['models'])}")
+
+    def _on_trained(self, outcome) -> None:
+        result, saved = outcome
+        self.last_result = result
+        self.saved_bundles = saved
+        folders = {Path(p).parent for p in saved}
+        for folder in folders - {user_bundle_dir()}:
+            register_bundle_dir(folder)  # a chosen folder: list its bundles in the predict docks too
+        notify_bundles_changed()
+        lines = [f"saved {len(saved)} bundle(s) in {Path(saved[0]).parent}" if saved else "no bundle saved"]
+        for row in result.summary("test"):
+            r2 = row.get("r2", row.get("r2_mean"))
+            rmse = row.get("rmse", row.get("rmse_mean"))
+            if isinstance(r2, (int, float)):
+                model = row.get("model")
+                model = model if model in MODELS else f"{model} baseline"
+                lines.append(f"{model} {_TARGET_LABEL.get(row.get('target'), row.get('target'))}: "
+                             f"test R² = {r2:.3f}, RMSE = {rmse:.3f} dex")
+        self.results.setText("\n".join(lines))
+        self.run_panel.set_status("training complete; the new bundles are listed in 'Predict physical maps'")
