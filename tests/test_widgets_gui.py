@@ -247,6 +247,29 @@ def test_train_saves_a_bundle_that_the_predict_dock_lists(euclid_viewer, qtbot, 
     assert "lr Σ⋆: test R² =" in train.results.text()
 
 
+def test_dnn_training_runs_in_its_own_process_and_its_bundle_predicts(euclid_viewer, qtbot, toy_atlas, tmp_path):
+    """TensorFlow never enters the viewer's process (it would crash the OpenGL canvas under Mesa)."""
+    import sys
+
+    from napari_euclidphys.io.bundle import ModelBundle
+
+    _, train = euclid_viewer.window.add_plugin_dock_widget(PLUGIN, "Train models")
+    train.atlas_edit.setText(str(toy_atlas))
+    for kind, check in train.model_checks.items():
+        check.setChecked(kind == "dnn")
+    train.dnn_epochs.setValue(2)
+    train.test_fraction.setValue(0.35)
+    train.out_edit.setText(str(tmp_path / "trained"))
+    with qtbot.waitSignal(train.run_panel.job_finished, timeout=4 * TIMEOUT_MS) as finished:
+        train.run_panel.run_button.click()
+    assert finished.args == ["returned"], train.run_panel.status.text()
+    assert "tensorflow" not in sys.modules
+    [path] = train.saved_bundles
+    bundle = ModelBundle.load(path)
+    assert bundle.kind == "dnn" and set(bundle.targets) == {"mass", "metallicity", "age"}
+    assert "dnn Σ⋆: test R² =" in train.results.text()
+
+
 def test_train_cancel_saves_nothing(euclid_viewer, qtbot, toy_atlas, tmp_path):
     _, train = euclid_viewer.window.add_plugin_dock_widget(PLUGIN, "Train models")
     train.atlas_edit.setText(str(toy_atlas))

@@ -10,7 +10,6 @@ appears in every open "Predict physical maps" dock.  The choices persist between
 
 from __future__ import annotations
 
-import datetime as _dt
 from pathlib import Path
 
 from qtpy.QtWidgets import (
@@ -35,6 +34,7 @@ from napari_euclidphys.progress import Progress
 from ._bundles import notify_bundles_changed, register_bundle_dir, user_bundle_dir
 from ._run import RunPanel
 from ._settings import load_settings, save_settings
+from ._training_job import train_job
 
 __all__ = ["TrainWidget", "train_job", "build_atlas_job", "DEFAULTS"]
 
@@ -47,26 +47,6 @@ _TARGET_LABEL = {"mass": "Σ⋆", "metallicity": "Z⋆", "age": "t⋆"}
 DEFAULTS = {"atlas": "", "out_dir": "", "models": ("lr", "rf"), "feature_set": "bands", "targets": TARGETS,
             "test_fraction": 0.2, "seed": 0, "repeats": 1, "max_train_pixels": 0, "rf_trees": 50,
             "dnn_epochs": 200, "synth_galaxies": 8, "synth_npix": 64}
-
-
-def train_job(atlas_root, config_kwargs: dict, out_dir):
-    """Progress generator: train, then save every bundle atomically; returns (result, saved paths)."""
-    from napari_euclidphys.training import TrainingConfig, train_models
-
-    config = TrainingConfig(**config_kwargs)
-    result = yield from train_models(atlas_root, config)
-    # No yield from here on: once training is complete, the bundles are all saved (each atomically).
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    saved = []
-    for kind, bundle in result.bundles.items():
-        path = Path(out_dir) / f"{bundle.name}-{stamp}"
-        n = 1
-        while path.exists():
-            n += 1
-            path = Path(out_dir) / f"{bundle.name}-{stamp}-{n}"
-        bundle.save(path)
-        saved.append(path)
-    return result, saved
 
 
 def build_atlas_job(out_dir, n_galaxies: int, npix: int, seed: int):
@@ -273,8 +253,17 @@ class TrainWidget(QWidget):
             return
         self.save_settings()
         self.results.setText("")
-        self.run_panel.start(train_job, atlas, kwargs, out_dir, on_returned=self._on_trained,
-                             description=f"training {', '.join(kwargs['models'])}")
+        description = f"training {', '.join(kwargs['models'])}"
+        if "dnn" in kwargs["models"]:
+            # TensorFlow must not share napari's process (OpenGL canvas): train in a spawned one.
+            from napari_euclidphys.isolated import run_isolated
+
+            self.run_panel.start(run_isolated, "napari_euclidphys._widgets._training_job:train_summary_job",
+                                 atlas, kwargs, out_dir, on_returned=self._on_trained,
+                                 description=description + " (in a separate process)")
+        else:
+            self.run_panel.start(train_job, atlas, kwargs, out_dir, on_returned=self._on_trained,
+                                 description=description)
 
     def _on_trained(self, outcome) -> None:
         result, saved = outcome

@@ -1,0 +1,53 @@
+"""The "Train models" dock's job, Qt-free so that it can also run in a separate process.
+
+:func:`train_job` trains with :func:`napari_euclidphys.training.train_models` and saves every
+bundle atomically; :func:`train_summary_job` does the same and returns only picklable data (the
+test-set summary rows and the saved paths), for :func:`napari_euclidphys.isolated.run_isolated` —
+the dock runs DNN training that way, because TensorFlow and napari's OpenGL canvas cannot share a
+process under Xvfb + Mesa.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["train_job", "train_summary_job", "TrainingSummary"]
+
+
+@dataclass
+class TrainingSummary:
+    """What the dock shows of a run trained in another process: the summary rows per dataset."""
+
+    rows: dict
+
+    def summary(self, dataset: str = "test") -> list:
+        return self.rows.get(dataset, [])
+
+
+def train_job(atlas_root, config_kwargs: dict, out_dir):
+    """Progress generator: train, then save every bundle atomically; returns (result, saved paths)."""
+    from napari_euclidphys.training import TrainingConfig, train_models
+
+    config = TrainingConfig(**config_kwargs)
+    result = yield from train_models(atlas_root, config)
+    # No yield from here on: once training is complete, the bundles are all saved (each atomically).
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    saved = []
+    for bundle in result.bundles.values():
+        path = Path(out_dir) / f"{bundle.name}-{stamp}"
+        n = 1
+        while path.exists():
+            n += 1
+            path = Path(out_dir) / f"{bundle.name}-{stamp}-{n}"
+        bundle.save(path)
+        saved.append(path)
+    return result, saved
+
+
+def train_summary_job(atlas_root, config_kwargs: dict, out_dir):
+    """:func:`train_job` returning (:class:`TrainingSummary`, saved paths): picklable."""
+    result, saved = yield from train_job(atlas_root, config_kwargs, out_dir)
+    rows = {dataset: result.summary(dataset) for dataset in ("test", "train")}
+    return TrainingSummary(rows=rows), saved

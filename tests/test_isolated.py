@@ -1,0 +1,66 @@
+"""Progress generators run in a spawned process: progress, result, errors, and a clean cancel."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from napari_euclidphys.io.safe import atomic_dir
+from napari_euclidphys.isolated import IsolatedError, run_isolated
+from napari_euclidphys.progress import Progress, exhaust
+
+
+def count_job(n):
+    total = 0
+    for i in range(n):
+        total += i
+        yield Progress(i + 1, n, f"step {i + 1}")
+    return {"sum": total}
+
+
+def failing_job():
+    yield Progress(0, 1, "about to fail")
+    raise ValueError("the child says no")
+
+
+def slow_writer_job(folder, marker):
+    with atomic_dir(folder) as tmp:
+        (tmp / "part.txt").write_text("half")
+        for i in range(600):
+            yield Progress(i, 600, "writing")
+            time.sleep(0.05)
+    marker.write_text("finished")  # never reached when cancelled
+    return str(folder)
+
+
+def test_progress_and_result_come_back():
+    gen = run_isolated("tests.test_isolated:count_job", 5)
+    steps = []
+    while True:
+        try:
+            steps.append(next(gen))
+        except StopIteration as stop:
+            result = stop.value
+            break
+    assert result == {"sum": 10}
+    assert [s.message for s in steps if s.message.startswith("step")] == [f"step {i}" for i in range(1, 6)]
+
+
+def test_child_error_is_raised_with_its_traceback():
+    with pytest.raises(IsolatedError, match="ValueError: the child says no"):
+        exhaust(run_isolated("tests.test_isolated:failing_job"))
+
+
+def test_cancel_stops_the_child_and_leaves_nothing(tmp_path):
+    folder, marker = tmp_path / "out", tmp_path / "marker.txt"
+    gen = run_isolated("tests.test_isolated:slow_writer_job", folder, marker)
+    seen = 0
+    for step in gen:
+        if step.message == "writing":
+            seen += 1
+        if seen == 3:
+            break
+    gen.close()  # what napari's worker.quit() does at a yield
+    assert not folder.exists() and not marker.exists()
+    assert list(tmp_path.iterdir()) == []
