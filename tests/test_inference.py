@@ -13,7 +13,7 @@ from napari_euclidphys.inference import (
     predict_maps,
 )
 from napari_euclidphys.io.bundle import ModelBundle
-from napari_euclidphys.progress import Progress, exhaust
+from napari_euclidphys.progress import Progress, collect, exhaust
 
 
 def _train_sb(n=500, seed=0):
@@ -50,14 +50,7 @@ def _image(ny=20, nx=30, seed=1):
 def test_maps_units_mask_and_flags():
     bundle = lr_bundle()
     img = _image()
-    gen = predict_maps(bundle, img, chunk_pixels=90)  # 3 rows per chunk -> 7 chunks
-    steps = []
-    while True:
-        try:
-            steps.append(next(gen))
-        except StopIteration as stop:
-            pred = stop.value
-            break
+    steps, pred = collect(predict_maps(bundle, img, chunk_pixels=90))  # 3 rows per chunk -> 7 chunks
     assert isinstance(pred, MapPrediction) and all(isinstance(s, Progress) for s in steps)
     assert steps[-1].done == steps[-1].total == 7
     assert pred.bundle_name == "inf-lr" and pred.targets == ("mass", "metallicity", "age")

@@ -8,7 +8,7 @@ import pytest
 
 from napari_euclidphys.io.safe import atomic_dir
 from napari_euclidphys.isolated import IsolatedError, run_isolated
-from napari_euclidphys.progress import Progress, exhaust
+from napari_euclidphys.progress import Progress, collect, exhaust
 
 
 def count_job(n):
@@ -35,14 +35,7 @@ def slow_writer_job(folder, marker):
 
 
 def test_progress_and_result_come_back():
-    gen = run_isolated("tests.test_isolated:count_job", 5)
-    steps = []
-    while True:
-        try:
-            steps.append(next(gen))
-        except StopIteration as stop:
-            result = stop.value
-            break
+    steps, result = collect(run_isolated("tests.test_isolated:count_job", 5))
     assert result == {"sum": 10}
     assert [s.message for s in steps if s.message.startswith("step")] == [f"step {i}" for i in range(1, 6)]
 

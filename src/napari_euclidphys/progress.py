@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generator, TypeVar
 
-__all__ = ["Progress", "ProgressGenerator", "run_with_progress", "exhaust"]
+__all__ = ["Progress", "ProgressGenerator", "run_with_progress", "exhaust", "collect"]
 
 T = TypeVar("T")
 
@@ -65,3 +65,13 @@ def exhaust(gen: ProgressGenerator[T]) -> T:
             next(gen)
         except StopIteration as stop:
             return stop.value
+
+
+def collect(gen: ProgressGenerator[T]) -> tuple[list[Progress], T]:
+    """Drive a progress generator to the end; return (every step it yielded, its result)."""
+    steps = []
+    while True:
+        try:
+            steps.append(next(gen))
+        except StopIteration as stop:
+            return steps, stop.value

@@ -230,5 +230,28 @@ class Estimator:
         raise NotImplementedError
 
 
+class SkopsModelMixin:
+    """Persistence of a scikit-learn ``model_`` as ``{stem}.skops`` (skops, explicit trust list).
+
+    Subclasses set ``sklearn_class`` to a zero-argument callable returning the expected class
+    (imported lazily), which :func:`skops_load` checks the loaded object against.
+    """
+
+    @staticmethod
+    def sklearn_class() -> type:  # pragma: no cover - always overridden
+        raise NotImplementedError
+
+    def model_files(self, stem: str = "model") -> list[str]:
+        return [f"{stem}.skops"]
+
+    def _save_model(self, folder: Path, stem: str, overwrite: bool) -> list[str]:
+        with atomic_path(folder / f"{stem}.skops", overwrite=overwrite) as tmp:
+            skops_dump(self.model_, tmp)
+        return self.model_files(stem)
+
+    def _load_model(self, folder: Path, stem: str, meta: dict) -> None:
+        self.model_ = skops_load(folder / f"{stem}.skops", self.sklearn_class())
+
+
 def single_step(message: str) -> Progress:
     return Progress(1, 1, message)

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_euclidphys.estimators._base import Estimator, check_xy, skops_dump, skops_load
-from napari_euclidphys.io.safe import atomic_path
+from napari_euclidphys.estimators._base import Estimator, SkopsModelMixin, check_xy
 from napari_euclidphys.progress import Progress, ProgressGenerator
 
 __all__ = ["RandomForestEstimator"]
@@ -35,7 +34,7 @@ def _n_threads(n_jobs: int | None) -> int:
     return max(1, min(n_jobs, cpus))
 
 
-class RandomForestEstimator(Estimator):
+class RandomForestEstimator(SkopsModelMixin, Estimator):
     """Random forest on scaled features; spread = std of the per-tree predictions (dex)."""
 
     kind = "rf"
@@ -156,17 +155,13 @@ class RandomForestEstimator(Estimator):
             return fast.predict(X)
         return self.model_.predict(X).astype(np.float32)
 
-    # -- persistence -------------------------------------------------------------------------
-    def model_files(self, stem: str = "model") -> list[str]:
-        return [f"{stem}.skops"]
-
-    def _save_model(self, folder: Path, stem: str, overwrite: bool) -> list[str]:
-        with atomic_path(folder / f"{stem}.skops", overwrite=overwrite) as tmp:
-            skops_dump(self.model_, tmp)
-        return self.model_files(stem)
-
-    def _load_model(self, folder: Path, stem: str, meta: dict) -> None:
+    # -- persistence (skops, via SkopsModelMixin) ---------------------------------------------
+    @staticmethod
+    def sklearn_class() -> type:
         from sklearn.ensemble import RandomForestRegressor
 
-        self.model_ = skops_load(folder / f"{stem}.skops", RandomForestRegressor)
+        return RandomForestRegressor
+
+    def _load_model(self, folder: Path, stem: str, meta: dict) -> None:
+        super()._load_model(folder, stem, meta)
         self._fast = None

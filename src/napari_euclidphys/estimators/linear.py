@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
-from napari_euclidphys.estimators._base import Estimator, check_xy, skops_dump, skops_load
-from napari_euclidphys.io.safe import atomic_path
+from napari_euclidphys.estimators._base import Estimator, SkopsModelMixin, check_xy
 from napari_euclidphys.progress import Progress, ProgressGenerator
 
 __all__ = ["LinearEstimator"]
 
 
-class LinearEstimator(Estimator):
+class LinearEstimator(SkopsModelMixin, Estimator):
     """OLS on scaled features; no per-pixel spread (``std`` is NaN)."""
 
     kind = "lr"
@@ -50,15 +48,9 @@ class LinearEstimator(Estimator):
         mean = X @ coef + np.float32(self.model_.intercept_)
         return mean.astype(np.float32, copy=False), np.full(X.shape[0], np.nan, np.float32)
 
-    def model_files(self, stem: str = "model") -> list[str]:
-        return [f"{stem}.skops"]
-
-    def _save_model(self, folder: Path, stem: str, overwrite: bool) -> list[str]:
-        with atomic_path(folder / f"{stem}.skops", overwrite=overwrite) as tmp:
-            skops_dump(self.model_, tmp)
-        return self.model_files(stem)
-
-    def _load_model(self, folder: Path, stem: str, meta: dict) -> None:
+    # -- persistence (skops, via SkopsModelMixin) ---------------------------------------------
+    @staticmethod
+    def sklearn_class() -> type:
         from sklearn.linear_model import LinearRegression
 
-        self.model_ = skops_load(folder / f"{stem}.skops", LinearRegression)
+        return LinearRegression

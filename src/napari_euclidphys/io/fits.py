@@ -232,7 +232,7 @@ def read_fits_image(
     if not path.is_file():
         raise FitsReadError(f"{path}: no such file")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("ignore", category=fits.verify.VerifyWarning)
             with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
                 chosen = _choose_hdu(hdul, hdu, path)
@@ -251,13 +251,17 @@ def read_fits_image(
                     raise FitsReadError(f"{path}: HDU {hdu_name!r} holds no data")
                 header = chosen.header.copy()
                 data = _squeeze_2d(np.asarray(raw), path, hdu_name)
+                if data.size == 0:
+                    raise FitsReadError(f"{path}: HDU {hdu_name!r} holds an empty image of shape {data.shape}")
                 if not np.issubdtype(data.dtype, np.number):
                     raise FitsReadError(f"{path}: HDU {hdu_name!r} holds non-numeric data ({data.dtype})")
                 data = np.ascontiguousarray(data, dtype=np.float32)
     except FitsReadError:
         raise
     except (OSError, ValueError, TypeError, EOFError, IndexError) as err:
-        raise FitsReadError(f"{path}: not a readable FITS file ({err})") from err
+        truncated = any("truncated" in str(w.message) for w in caught) or "truncated" in str(err)
+        what = "truncated FITS file" if truncated else "not a readable FITS file"
+        raise FitsReadError(f"{path}: {what} ({err})") from err
     wcs = _read_wcs(header)
     bunit = header.get("BUNIT")
     bunit = str(bunit).strip() if bunit is not None else None

@@ -71,8 +71,9 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
         if path.exists():
             if not overwrite:
                 raise OutputExistsError(f"{path}: appeared while writing; refusing to overwrite it")
-            old = path.with_name(f".{path.name}.old")
-            os.replace(path, old)
+            # a unique name: a stale ".old" folder left by a killed process must not block this
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old)  # POSIX rename onto an empty folder
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
         else:
