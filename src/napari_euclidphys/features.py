@@ -197,8 +197,9 @@ class MinMaxScaling:
         return cls(np.nanmin(X, axis=0), np.nanmax(X, axis=0))
 
     def _span(self) -> np.ndarray:
+        # a span so small that its float32 inverse overflows counts as constant (else inf * 0 = NaN)
         span = self.hi - self.lo
-        return np.where(span > 0, span, 1.0)
+        return np.where(span > 1.0 / float(np.finfo(np.float32).max), span, 1.0)
 
     def _check(self, X) -> np.ndarray:
         X = np.asarray(X)

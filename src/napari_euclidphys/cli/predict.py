@@ -12,8 +12,9 @@ the VIS image are copied to every image HDU.
 
 The batch form takes an atlas folder (every galaxy/projection with four band files) or a text file
 with one galaxy per line: four band files in VIS Y J H order (relative to the list file), optionally
-an output name.  It writes one file per galaxy into ``--out-dir`` and skips outputs that exist
-(unless ``--overwrite``).  ``--scheduler ADDRESS`` runs the galaxies on a dask.distributed cluster.
+an output name; blanks or commas separate the fields, '#' starts a comment, and a file name with
+blanks is quoted ("NGC 1 H.fits").  It writes one file per galaxy into ``--out-dir`` and skips
+outputs that exist (unless ``--overwrite``).  ``--scheduler ADDRESS`` runs the galaxies on a dask.distributed cluster.
 Every output is written to a temporary name and renamed when complete.
 """
 
@@ -58,19 +59,91 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- single image -------------------------------------------------------------------------------
+# Bytes of memory per pixel a single-image prediction needs: the (4, ny, nx) float32 stack, one band
+# image being read, 12 per target (log map, spread, physical map) and the flags; plus one float32
+# copy while writing.
+def _bytes_per_pixel(n_targets: int) -> int:
+    return 16 + 4 + 12 * n_targets + 1 + 4
+
+
+def _image_shape(path):
+    """(ny, nx) of the image HDU read_band_image would read, from the header only; None if unknown."""
+    from astropy.io import fits
+
+    from napari_euclidphys.io.fits import _choose_hdu
+
+    try:
+        with fits.open(path) as hdul:  # headers only: data are not read
+            shape = tuple(int(n) for n in _choose_hdu(hdul, None, Path(path)).shape)
+    except Exception:  # noqa: BLE001 - read_band_image will report the file's problem properly
+        return None
+    squeezed = tuple(n for n in shape if n != 1) or shape
+    return squeezed if len(squeezed) == 2 else None
+
+
+def check_memory(paths, n_targets: int) -> None:
+    """Refuse (CliError) band images whose prediction would not fit in memory, before reading them.
+
+    The limit is :func:`napari_euclidphys.io.fits.default_max_bytes` (half the physical memory); the
+    message says how to go on (tiles, or the lazy dask path).
+    """
+    import numpy as np
+
+    from napari_euclidphys.io import fits as fits_io
+
+    shape = next((s for s in map(_image_shape, paths) if s is not None), None)
+    if shape is None:
+        return
+    need = int(np.prod(shape, dtype=np.int64)) * _bytes_per_pixel(n_targets)
+    limit = fits_io.default_max_bytes()
+    if need > limit:
+        raise CliError(
+            f"{paths[0]}: band images of shape {shape} need about {need / 1e9:.3g} GB of memory to predict "
+            f"{n_targets} map(s), more than the {limit / 1e9:.3g} GB allowed (half the physical memory); "
+            "cut the mosaic into tiles, or use napari_euclidphys.inference.predict_map_dask on bands opened "
+            "with napari_euclidphys.io.fits.open_band_dask")
+
+
+def _grid_offset(ref, img, shape) -> float | None:
+    """Largest offset [pixels] between the pixel grids of two images' WCS; None when not comparable."""
+    import numpy as np
+
+    if ref.wcs is None or img.wcs is None or list(ref.wcs.wcs.ctype) != list(img.wcs.wcs.ctype):
+        return None
+    ny, nx = shape
+    px = np.array([0, nx - 1, 0, nx - 1, (nx - 1) / 2], float)
+    py = np.array([0, 0, ny - 1, ny - 1, (ny - 1) / 2], float)
+    try:
+        world = ref.wcs.pixel_to_world_values(px, py)
+        qx, qy = img.wcs.world_to_pixel_values(*world)
+        off = np.hypot(np.asarray(qx) - px, np.asarray(qy) - py)
+    except Exception:  # noqa: BLE001 - a WCS astropy cannot evaluate is not comparable
+        return None
+    return float(np.max(off)) if np.all(np.isfinite(off)) else None
+
+
 def _read_bands(paths):
-    """Read four band files (VIS Y J H order); check bands, shapes and pixel scales agree."""
+    """Read four band files (VIS Y J H order); check bands, shapes, pixel scales and WCS grids agree.
+
+    Each image is copied into one (4, ny, nx) float32 stack as soon as it is read, so the peak memory
+    is the stack plus one image.
+    """
     import numpy as np
 
     from napari_euclidphys import BANDS
     from napari_euclidphys.io.fits import read_band_image
 
-    images = []
-    for expected, path in zip(BANDS, paths):
+    images, stack = [], None
+    for i, (expected, path) in enumerate(zip(BANDS, paths)):
         img = read_band_image(path)
         if img.band is not None and img.band != expected:
             raise CliError(f"{path}: looks like the {img.band} band but was given as {expected} "
                            f"(give --bands in the order {' '.join(BANDS)})")
+        if stack is None:
+            stack = np.empty((len(BANDS), *img.data.shape), np.float32)
+        if img.data.shape == stack.shape[1:]:
+            stack[i] = img.data
+            img.data = stack[i]  # a view: the file's own copy is freed
         images.append(img)
     shapes = {img.data.shape for img in images}
     if len(shapes) != 1:
@@ -83,7 +156,12 @@ def _read_bands(paths):
         if np.any(np.abs(values / values[0] - 1) > 0.01):
             detail = ", ".join(f"{img.path.name} {s[0]:.4g} {s[1]}" for img, s in zip(images, scales) if s)
             raise CliError(f"band images differ in pixel scale: {detail}")
-    return np.stack([img.data for img in images]).astype(np.float32, copy=False), images
+    for img in images[1:]:
+        off = _grid_offset(images[0], img, stack.shape[1:])
+        if off is not None and off > 0.25:
+            raise CliError(f"{img.path}: its WCS puts it {off:.3g} pixels away from {images[0].path.name}; "
+                           "the four band images must be on one pixel grid (reproject them first)")
+    return stack, images
 
 
 def _ascii(text) -> str:
@@ -152,6 +230,8 @@ def predict_files(bundle, band_paths, out, *, targets=None, chunk_pixels=1_000_0
     from napari_euclidphys.progress import exhaust, run_with_progress
 
     check_can_write(out, overwrite)  # fail before the work, not after
+    n_targets = len(targets) if targets else len(bundle.targets)
+    check_memory(band_paths, n_targets)
     bands, images = _read_bands(band_paths)
     gen = predict_maps(bundle, bands, chunk_pixels=chunk_pixels, targets=targets)
     pred = run_with_progress(gen, desc=Path(out).name) if progress else exhaust(gen)
@@ -170,6 +250,18 @@ def _default_out_name(vis_path: Path) -> str:
             break
     stem = _VIS_SUFFIX.sub("", stem) or stem
     return f"{stem}_maps.fits"
+
+
+def _split_list_line(line: str) -> list[str]:
+    """Fields of a list-file line: separated by blanks or commas, '#' starts a comment; quote
+    ("..." or '...') a file name that holds blanks, commas or '#'."""
+    import shlex
+
+    lexer = shlex.shlex(line, posix=True)
+    lexer.whitespace = " \t\r\n,"
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    return list(lexer)
 
 
 def batch_jobs(source, projections=None) -> list[tuple[list[Path], str]]:
@@ -202,10 +294,12 @@ def batch_jobs(source, projections=None) -> list[tuple[list[Path], str]]:
         raise CliError(f"{source}: neither an atlas folder nor a list file")
     jobs = []
     for n, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
+        try:
+            parts = _split_list_line(line)
+        except ValueError as err:
+            raise CliError(f"{source}:{n}: {err}") from None
+        if not parts:
             continue
-        parts = [p for p in re.split(r"[,\s]+", line) if p]
         if len(parts) not in (4, 5):
             raise CliError(f"{source}:{n}: expected four band files (VIS Y J H) and optionally an output "
                            f"name, got {len(parts)} fields")

@@ -417,6 +417,16 @@ def read_band_image(
     )
 
 
+def _scaled(image: FitsImage, factor: float, what: str) -> np.ndarray:
+    """``image.data * factor`` as float32; FitsReadError when finite values overflow float32."""
+    with np.errstate(over="ignore"):
+        out = (image.data * np.float32(factor)).astype(np.float32)
+    if not np.isfinite(np.float32(factor)) or np.any(np.isinf(out) & np.isfinite(image.data)):
+        raise FitsReadError(f"{image.path}: converting {what} to MJy/sr (x{factor:.6g}) overflows float32; "
+                            "the unit or zero point is wrong")
+    return out
+
+
 def _to_mjy_sr(image: FitsImage, pixel_scale_arcsec: float | None) -> tuple[np.ndarray, str | None]:
     unit, bunit = image.unit, image.bunit
     if unit is not None and unit != u.dimensionless_unscaled:
@@ -427,7 +437,7 @@ def _to_mjy_sr(image: FitsImage, pixel_scale_arcsec: float | None) -> tuple[np.n
         if factor is not None:
             if factor == 1.0:
                 return image.data, None
-            return (image.data * np.float32(factor)).astype(np.float32), f"{bunit} (x{factor:.6g})"
+            return _scaled(image, factor, repr(bunit)), f"{bunit} (x{factor:.6g})"
     counts_like = bunit is None or bunit.strip().upper() in _COUNT_UNITS
     if counts_like and "MAGZERO" in image.header:
         try:
@@ -444,7 +454,7 @@ def _to_mjy_sr(image: FitsImage, pixel_scale_arcsec: float | None) -> tuple[np.n
             )
         area_sr = float(((scale * u.arcsec) ** 2).to_value(u.sr))
         factor = magzero_to_mjy_sr(magzero, area_sr)
-        return (image.data * np.float32(factor)).astype(np.float32), (
+        return _scaled(image, factor, f"MAGZERO={magzero}"), (
             f"{bunit or 'counts'} with MAGZERO={magzero} on {scale:.4g}\" pixels (x{factor:.6g})"
         )
     found = repr(bunit) if bunit is not None else "no BUNIT"
