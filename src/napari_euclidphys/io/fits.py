@@ -374,7 +374,10 @@ def magzero_to_mjy_sr(magzero: float, pixel_area_sr: float) -> float:
         raise ValueError(f"MAGZERO must be finite, got {magzero}")
     if not pixel_area_sr > 0:
         raise ValueError(f"pixel solid angle must be positive, got {pixel_area_sr}")
-    return float(10.0 ** (-0.4 * (magzero - 8.90)) * 1e-6 / pixel_area_sr)
+    log_factor = float(-0.4 * (magzero - 8.90) - 6.0 - np.log10(pixel_area_sr))
+    if log_factor > 300.0:  # beyond any float; the caller refuses a non-finite factor
+        return float("inf")
+    return 10.0**log_factor
 
 
 def read_band_image(
