@@ -14,6 +14,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# Property-based tests: on CI the examples are derandomised, so a run is reproducible; locally
+# hypothesis explores new examples each run (and remembers failures in .hypothesis/).
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+if os.environ.get("CI"):
+    _hypothesis_settings.load_profile("ci")
+
 
 @pytest.fixture(scope="session")
 def astropy_fits_data() -> Path:
