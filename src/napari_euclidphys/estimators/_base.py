@@ -65,10 +65,15 @@ def refuse_pickle_like(path: str | os.PathLike) -> None:
 
 
 def skops_dump(model: Any, path: Path) -> None:
-    """Write a scikit-learn model with skops (never pickle)."""
+    """Write a scikit-learn model with skops (never pickle), deflate-compressed.
+
+    Deflate shrinks a random forest's node arrays about threefold at a negligible cost in time.
+    """
+    import zipfile
+
     import skops.io as sio
 
-    sio.dump(model, path)
+    sio.dump(model, path, compression=zipfile.ZIP_DEFLATED)
 
 
 def skops_load(path: str | os.PathLike, expected_class: type | None = None) -> Any:

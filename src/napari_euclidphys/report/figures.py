@@ -140,7 +140,8 @@ def galaxy_maps_figure(true_maps: dict, pred_maps: dict, pixel_kpc: float, title
         r = resid[np.isfinite(resid)]
         ax = axes[i, 3]
         if r.size:
-            ax.hist(r, bins=50, color="grey")
+            lo, hi = np.percentile(r, [0.5, 99.5])
+            ax.hist(r, bins=50, range=(float(lo), float(hi) if hi > lo else float(lo) + 1e-6), color="grey")
             for q in np.percentile(r, [16, 50, 84]):
                 ax.axvline(q, color="k", ls="--" if q != np.median(r) else "-", lw=1)
             ax.set_title(f"Δ median {np.median(r):+.3f} dex", fontsize=8)
