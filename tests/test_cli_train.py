@@ -75,6 +75,23 @@ def test_existing_output_is_refused_then_overwritten(atlas, tmp_path, capsys):
     assert (out / "report" / "appendix_a.md").read_text().count("| O5 | lr |") == 3
 
 
+def test_incomplete_galaxies_are_skipped_with_a_warning(tmp_path, capsys):
+    import shutil
+
+    from napari_euclidphys.io.atlas import open_atlas
+
+    src = write_toy_atlas(tmp_path / "atlas", n_galaxies=5, npix=24, seed=3)
+    gone = open_atlas(src).path(open_atlas(src).galaxy_ids[0], "O5", "Y")
+    gone.unlink()
+    rc = train_main(["--atlas", str(src), "--out", str(tmp_path / "run"), "--models", "lr", "--quiet",
+                     "--no-figures", "--test-fraction", "0.4"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and gone.name in err and "skipped" in err
+    assert gone.name in (tmp_path / "run" / "run.log").read_text()
+    shutil.rmtree(tmp_path / "run")
+
+
 def test_grid_paper_writes_table3(atlas, tmp_path):
     out = tmp_path / "grid"
     rc = train_main(["--atlas", str(atlas), "--out", str(out), "--models", "lr", "--grid", "paper",

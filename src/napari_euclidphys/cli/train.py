@@ -115,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
                              f"(the atlas has {', '.join(atlas.projections) or 'none'})")
     except ValueError as err:  # AtlasError is a ValueError; so are bad options
         return _fail(str(err))
+    missing_files = atlas.missing()
+    incomplete = (f"{len(missing_files)} atlas file(s) missing; galaxy/projection pairs without all four "
+                  f"bands and three maps are skipped: {', '.join(missing_files[:10])}"
+                  + (" …" if len(missing_files) > 10 else "")) if missing_files else ""
+    if incomplete:
+        print(f"napari-euclidphys-train: warning: {atlas_dir}: {incomplete}", file=sys.stderr)
 
     from napari_euclidphys.report import write_report
 
@@ -130,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("napari-euclidphys-train %s", " ".join(sys.argv[1:] if argv is None else argv))
                 log.info("atlas %s: %d galaxies, projections %s", atlas.root, len(atlas.galaxy_ids),
                          ",".join(atlas.projections))
+                if incomplete:
+                    log.warning("atlas %s: %s", atlas.root, incomplete)
                 (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
                 gen = (run_grid(atlas, config) if args.grid == "paper" else train_models(atlas, config))
                 outcome = run_with_progress(_logged(gen), desc="train", disable=args.quiet)
