@@ -119,3 +119,20 @@ def test_clear_errors(atlas, tmp_path, capsys, setup, argv_extra, message):
     assert rc == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_dnn_checkpoints_let_a_rerun_resume(atlas, tmp_path):
+    import json as _json
+
+    ck = tmp_path / "ck"
+    args = ["--atlas", str(atlas), "--models", "dnn", "--targets", "mass,age", "--max-epochs", "2",
+            "--quiet", "--no-figures", "--test-fraction", "0.4", "--checkpoint-dir", str(ck)]
+    assert train_main([*args, "--out", str(tmp_path / "first")]) == 0
+    states = sorted(p.relative_to(ck).as_posix() for p in ck.rglob("state.json"))
+    assert states == ["dnn_age_r0/member0/state.json", "dnn_mass_r0/member0/state.json"]
+    assert _json.loads((ck / states[1]).read_text())["state"]["epoch"] == 2
+    # the rerun finds every network finished in its checkpoint: same networks, same test metrics
+    assert train_main([*args, "--out", str(tmp_path / "second")]) == 0
+    first = _json.loads((tmp_path / "first" / "models" / "dnn" / "bundle.json").read_text())["metrics"]
+    second = _json.loads((tmp_path / "second" / "models" / "dnn" / "bundle.json").read_text())["metrics"]
+    assert first == second

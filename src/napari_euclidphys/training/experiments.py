@@ -14,6 +14,7 @@ The napari "Train models" widget and ``napari-euclidphys-train`` both drive thes
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass, field, replace
 from typing import Sequence
 
@@ -66,6 +67,7 @@ class TrainingConfig:
     rf_grid_search: bool = False
     rf_param_grid: dict | None = None
     test_galaxy_ids: tuple | None = None
+    checkpoint_dir: str | None = None
 
     def __post_init__(self) -> None:
         from napari_euclidphys.features import DEFAULT_CLIP_H, FEATURE_SETS
@@ -189,13 +191,16 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _estimator_params(kind: str, config: TrainingConfig, repeat: int) -> dict:
+def _estimator_params(kind: str, config: TrainingConfig, repeat: int, target: str | None = None) -> dict:
     params = dict(config.model_params.get(kind, {}))
     seed = int(config.seed) + int(repeat)
     if kind == "rf":
         params.setdefault("random_state", seed)
     elif kind == "dnn":
         params.setdefault("seed", seed)
+        if config.checkpoint_dir and target is not None:
+            # one folder per network of the main training, so a killed run resumes where it stopped
+            params.setdefault("checkpoint_dir", str(Path(config.checkpoint_dir) / f"dnn_{target}_r{repeat}"))
     return params
 
 
@@ -368,7 +373,7 @@ def train_models(atlas, config: TrainingConfig | None = None, *, pixels: PixelSe
             member_preds = []
             for r in range(config.repeats):
                 label = f"{kind} {target} ({r + 1}/{config.repeats})"
-                est = yield from _fit(kind, _estimator_params(kind, config, r), X_train[fit_rows],
+                est = yield from _fit(kind, _estimator_params(kind, config, r, target), X_train[fit_rows],
                                       y[fit_rows], X_train[is_val], y[is_val], done, n_units, label)
                 done += 1
                 mean, std = _predict(est, X_test)
