@@ -42,7 +42,7 @@ test: system-deps venv
 # Each step runs only when its output is missing, so `make demo` is idempotent and resumable.
 DEMO_GALAXIES ?= 40
 DEMO_NPIX ?= 200
-DEMO_EPOCHS ?= 300
+DEMO_EPOCHS ?= 100
 BIN := $(VENV)/bin
 
 $(DEMO_DIR)/atlas/manifest.json: | $(STAMP)
@@ -52,7 +52,7 @@ $(DEMO_DIR)/atlas/manifest.json: | $(STAMP)
 $(DEMO_DIR)/train/report/report.md: $(DEMO_DIR)/atlas/manifest.json
 	MPLBACKEND=Agg $(BIN)/napari-euclidphys-train --atlas $(DEMO_DIR)/atlas --out $(DEMO_DIR)/train \
 		--models lr,rf,dnn --features bands --seed 2025 --max-epochs $(DEMO_EPOCHS) --n-estimators 50 \
-		--min-samples-leaf 5 --lofo
+		--min-samples-leaf 5 --max-train-pixels 150000
 
 $(DEMO_DIR)/predict/.done: $(DEMO_DIR)/train/report/report.md
 	$(BIN)/napari-euclidphys-predict --model $(DEMO_DIR)/train/models/rf --batch $(DEMO_DIR)/atlas \

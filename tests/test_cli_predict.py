@@ -49,6 +49,7 @@ def _write_bands(folder, img, stem="gal", header_fn=None):
     return paths
 
 
+@pytest.mark.filterwarnings("error::astropy.io.fits.verify.VerifyWarning")
 def test_single_image_writes_mef_with_units_wcs_and_provenance(tmp_path, bundle_dir):
     from napari_euclidphys.io.bundle import ModelBundle
 

@@ -8,12 +8,16 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 __all__ = ["atlas_main", "train_main", "predict_main"]
 
 
 def _dispatch(module: str, command: str, argv: list[str] | None) -> int:
+    # TensorFlow's C++ log lines (oneDNN notices, benign graph warnings) drown the progress bars;
+    # real failures still raise Python exceptions. Set TF_CPP_MIN_LOG_LEVEL yourself to see them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         mod = importlib.import_module(f"napari_euclidphys.cli.{module}")
     except ModuleNotFoundError as err:

@@ -191,17 +191,17 @@ def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwri
     h["ORIGIN"] = ("napari-euclidphys", "software that wrote this file")
     h["SWVERS"] = (__version__, "napari-euclidphys version")
     h["BUNDLE"] = (_ascii(bundle.name), "model bundle name")
-    h["BUNDSHA"] = (bundle.sha256 or "", "sha256 of the bundle's bundle.json")
+    h["BUNDSHA"] = bundle.sha256 or ""  # sha256 of bundle.json: 64 hex digits leave no room for a comment
     h["MODKIND"] = (bundle.kind, "model kind: lr, rf, dnn")
     h["FEATSET"] = (bundle.feature_set, "feature set")
-    h["CLIPH"] = (bundle.clip_h, "[MJy/sr] H_E clip: pixels at or below not evaluated")
+    h["CLIPH"] = (bundle.clip_h, "[MJy/sr] H_E clip; pixels at or below: not used")
     h["NEVAL"] = (prediction.n_evaluated, "pixels evaluated")
     h["NOUTRNG"] = (prediction.n_out_of_range, "pixels outside the training feature range")
-    h["FLAGBIT1"] = ("masked", "flag value 1: invalid or I_H <= CLIPH, not evaluated")
+    h["FLAGBIT1"] = ("masked", "flag 1: invalid or I_H <= CLIPH, not used")
     h["FLAGBIT2"] = ("out of range", "flag value 2: features outside training range")
     for i, band_path in enumerate(inputs):
         h.add_history(_ascii(f"input {i + 1}: {Path(band_path).name}"))
-    h.add_comment("Synthetic-trained models are NOT TNG50-trained unless the bundle says so.")
+    h.add_comment("Synthetic-trained models are NOT TNG50-trained; see the bundle card.")
     hdus = [primary]
     for t in prediction.targets:
         ext = TARGET_EXTNAMES[t]
