@@ -25,11 +25,11 @@ from __future__ import annotations
 import json
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from napari_euclidphys._parallel import run_on_threads
 from napari_euclidphys.estimators._base import Estimator, ModelFileError, check_xy, refuse_pickle_like
 from napari_euclidphys.io.safe import atomic_path
 from napari_euclidphys.progress import Progress, ProgressGenerator
@@ -90,12 +90,7 @@ def forward_pass(layers, X, batch: int = FORWARD_BATCH, n_threads: int | None = 
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        if n_threads == 1:
-            for start in starts:
-                run(start)
-        else:
-            with ThreadPoolExecutor(n_threads) as pool:
-                list(pool.map(run, starts))
+        run_on_threads(run, starts, n_threads)
     return out
 
 

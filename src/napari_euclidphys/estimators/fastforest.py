@@ -24,10 +24,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from napari_euclidphys._parallel import run_on_threads
 
 __all__ = ["FastForest", "build", "kernel_available"]
 
@@ -265,12 +266,7 @@ class FastForest:
         # slowed down by other processes does not hold the others up
         piece = int(min(self.block, max(8192, -(-n // (4 * n_threads)))))
         ranges = [(lo, min(n, lo + piece)) for lo in range(0, n, piece)]
-        if n_threads == 1:
-            for r in ranges:
-                run(r)
-        else:
-            with ThreadPoolExecutor(n_threads) as pool:
-                list(pool.map(run, ranges))
+        run_on_threads(run, ranges, n_threads)
         return s, s2
 
     def predict(self, X) -> np.ndarray:
