@@ -8,8 +8,8 @@ log10 t⋆ [Gyr] on the same 100 pc pixels, shown the right way up like files op
 
 from __future__ import annotations
 
-from napari_euclidphys import BANDS, TARGETS
-from napari_euclidphys._layers import band_layer_data, map_layer_data
+from . import BANDS, TARGETS
+from ._layers import band_layer_data, map_layer_data
 
 __all__ = ["make_synthetic_galaxy", "SAMPLE_SOURCE"]
 
@@ -19,7 +19,7 @@ SAMPLE_SOURCE = "synthetic"
 
 def make_synthetic_galaxy(npix: int = 128, seed: int = 0) -> list:
     """LayerData tuples: the four band layers (BANDS order) then the three truth maps (TARGETS order)."""
-    from napari_euclidphys.synth import synthetic_galaxy
+    from .synth import synthetic_galaxy
 
     galaxy = synthetic_galaxy(npix=npix, seed=seed)
     pixel_pc = galaxy["pixel_pc"]

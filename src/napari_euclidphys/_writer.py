@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_euclidphys import __version__
-from napari_euclidphys._layers import display_rows, from_display
+from . import __version__
+from ._layers import display_rows, from_display
 
 __all__ = ["write_fits_layers", "layer_to_hdu", "ascii_name"]
 
@@ -114,7 +114,7 @@ def write_fits_layers(path: str, layer_data: list) -> list[str]:
     """
     from astropy.io import fits
 
-    from napari_euclidphys.io.safe import OutputExistsError, atomic_path
+    from .io.safe import OutputExistsError, atomic_path
 
     path = Path(path)
     if path.suffix.lower() not in (".fits", ".fit"):

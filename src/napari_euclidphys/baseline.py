@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_euclidphys import BANDS
+from . import BANDS
 
 __all__ = ["ColourMLRelation"]
 

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from napari_euclidphys import BANDS
+from . import BANDS
 
 __all__ = [
     "DEFAULT_CLIP_H",

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from napari_euclidphys import BANDS
-from napari_euclidphys.features import pixel_mask
-from napari_euclidphys.progress import Progress, ProgressGenerator
+from . import BANDS
+from .features import pixel_mask
+from .progress import Progress, ProgressGenerator
 
 __all__ = ["FLAG_MASKED", "FLAG_OUT_OF_RANGE", "MapPrediction", "DaskMapPrediction", "predict_maps",
            "predict_pixels", "predict_map_dask"]

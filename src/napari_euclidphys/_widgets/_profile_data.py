@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_euclidphys._layers import display_rows
+from .._layers import display_rows
 
 __all__ = ["PROFILE_YLABEL", "layer_image", "light_weighted_centroid", "point_to_fits_xy", "pixel_kpc_of",
            "compute_profiles", "combined_table"]
@@ -74,7 +74,7 @@ def compute_profiles(truth=None, predicted=None, *, center, pixel_kpc: float, wi
     comparable); the residual is true − predicted.  ``r_max_kpc`` None: the extent of the used
     pixels decides, and the same annuli are used for all tables.
     """
-    from napari_euclidphys.profiles import radial_profile
+    from ..profiles import radial_profile
 
     if truth is None and predicted is None:
         raise ValueError("choose a true and/or a predicted map layer")

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_euclidphys import BANDS, TARGETS
-from napari_euclidphys._layers import (
+from .. import BANDS, TARGETS
+from .._layers import (
     BAND_LABELS,
     TARGET_DISPLAY,
     display_rows,
@@ -155,7 +155,7 @@ def prediction_layer_data(pred, *, pixel_pc=None, pixel_arcsec=None, truth_layer
     given) — then one flag layer; metrics maps target -> ``regression_metrics`` of displayed truth
     vs displayed prediction (Δ = predicted − true, dex).
     """
-    from napari_euclidphys.metrics import regression_metrics
+    from ..metrics import regression_metrics
 
     truth_layers = truth_layers or {}
     source = pred.bundle_name

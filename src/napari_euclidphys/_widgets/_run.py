@@ -20,7 +20,7 @@ from typing import Callable
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from napari_euclidphys.progress import Progress, exhaust
+from ..progress import Progress, exhaust
 
 __all__ = ["RunPanel", "run_synchronously"]
 

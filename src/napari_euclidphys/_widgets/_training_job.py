@@ -28,7 +28,7 @@ class TrainingSummary:
 
 def train_job(atlas_root, config_kwargs: dict, out_dir):
     """Progress generator: train, then save every bundle atomically; returns (result, saved paths)."""
-    from napari_euclidphys.training import TrainingConfig, train_models
+    from ..training import TrainingConfig, train_models
 
     config = TrainingConfig(**config_kwargs)
     result = yield from train_models(atlas_root, config)

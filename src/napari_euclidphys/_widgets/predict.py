@@ -35,9 +35,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_euclidphys import BANDS, TARGETS
-from napari_euclidphys._layers import BAND_LABELS, TARGET_DISPLAY, robust_limits
-from napari_euclidphys.progress import Progress
+from .. import BANDS, TARGETS
+from .._layers import BAND_LABELS, TARGET_DISPLAY, robust_limits
+from ..progress import Progress
 
 from ._bundles import BundleInfo, available_bundles, on_bundles_changed, read_bundle_info, register_bundle_dir
 from ._results import band_layer_for, bands_from_layers, find_truth_layer, prediction_layer_data
@@ -54,8 +54,8 @@ _TARGET_LABEL = {"mass": "Σ⋆", "metallicity": "Z⋆", "age": "t⋆"}
 
 def predict_job(bundle_path, bands, targets, chunk_pixels: int):
     """Progress generator run by the worker: load the bundle, predict, return the ``MapPrediction``."""
-    from napari_euclidphys import inference
-    from napari_euclidphys.io.bundle import ModelBundle
+    from .. import inference
+    from ..io.bundle import ModelBundle
 
     yield Progress(0, 1, "loading and verifying the model bundle")
     bundle = ModelBundle.load(bundle_path)

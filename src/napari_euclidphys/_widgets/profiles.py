@@ -236,7 +236,7 @@ class ProfilesWidget(QWidget):
 
     def export_csv(self, path, overwrite: bool = False) -> Path:
         """Write the last profiles to CSV atomically (never replacing a file unless ``overwrite``)."""
-        from napari_euclidphys.io.safe import atomic_path
+        from ..io.safe import atomic_path
 
         if not self.tables:
             raise ValueError("compute the profiles first")
@@ -248,7 +248,7 @@ class ProfilesWidget(QWidget):
 
     def export_png(self, path, overwrite: bool = False, dpi: int = 150) -> Path:
         """Save the plot as PNG atomically (never replacing a file unless ``overwrite``)."""
-        from napari_euclidphys.io.safe import atomic_path
+        from ..io.safe import atomic_path
 
         with atomic_path(path, overwrite=overwrite) as tmp:
             self.canvas.figure.savefig(tmp, format="png", dpi=dpi, facecolor=self.canvas.figure.get_facecolor())

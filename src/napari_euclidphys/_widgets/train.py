@@ -28,8 +28,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_euclidphys import TARGETS
-from napari_euclidphys.progress import Progress
+from .. import TARGETS
+from ..progress import Progress
 
 from ._bundles import notify_bundles_changed, register_bundle_dir, user_bundle_dir
 from ._run import RunPanel
@@ -51,7 +51,7 @@ DEFAULTS = {"atlas": "", "out_dir": "", "models": ("lr", "rf"), "feature_set": "
 
 def build_atlas_job(out_dir, n_galaxies: int, npix: int, seed: int):
     """Progress generator: a synthetic atlas (one projection per galaxy); returns its root."""
-    from napari_euclidphys.synth import build_atlas
+    from ..synth import build_atlas
 
     yield Progress(0, n_galaxies, "building the synthetic atlas")
     root = yield from build_atlas(out_dir, n_galaxies, npix=npix, seed=seed, projections=("O5",))
@@ -256,7 +256,7 @@ class TrainWidget(QWidget):
         description = f"training {', '.join(kwargs['models'])}"
         if "dnn" in kwargs["models"]:
             # TensorFlow must not share napari's process (OpenGL canvas): train in a spawned one.
-            from napari_euclidphys.isolated import run_isolated
+            from ..isolated import run_isolated
 
             self.run_panel.start(run_isolated, "napari_euclidphys._widgets._training_job:train_summary_job",
                                  atlas, kwargs, out_dir, on_returned=self._on_trained,

@@ -70,7 +70,7 @@ def _image_shape(path):
     """(ny, nx) of the image HDU read_band_image would read, from the header only; None if unknown."""
     from astropy.io import fits
 
-    from napari_euclidphys.io.fits import _choose_hdu
+    from ..io.fits import _choose_hdu
 
     try:
         with fits.open(path) as hdul:  # headers only: data are not read
@@ -89,7 +89,7 @@ def check_memory(paths, n_targets: int) -> None:
     """
     import numpy as np
 
-    from napari_euclidphys.io import fits as fits_io
+    from ..io import fits as fits_io
 
     shape = next((s for s in map(_image_shape, paths) if s is not None), None)
     if shape is None:
@@ -130,8 +130,8 @@ def _read_bands(paths):
     """
     import numpy as np
 
-    from napari_euclidphys import BANDS
-    from napari_euclidphys.io.fits import read_band_image
+    from .. import BANDS
+    from ..io.fits import read_band_image
 
     images, stack = [], None
     for i, (expected, path) in enumerate(zip(BANDS, paths)):
@@ -175,9 +175,9 @@ def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwri
     import numpy as np
     from astropy.io import fits
 
-    from napari_euclidphys import __version__
-    from napari_euclidphys.io.bundle import TARGET_UNITS
-    from napari_euclidphys.io.safe import atomic_path
+    from .. import __version__
+    from ..io.bundle import TARGET_UNITS
+    from ..io.safe import atomic_path
 
     geometry = fits.Header()
     if reference is not None:
@@ -225,9 +225,9 @@ def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwri
 def predict_files(bundle, band_paths, out, *, targets=None, chunk_pixels=1_000_000, overwrite=False,
                   progress=True) -> Path:
     """Predict one galaxy from four band files and write ``out``; return its path."""
-    from napari_euclidphys.inference import predict_maps
-    from napari_euclidphys.io.safe import check_can_write
-    from napari_euclidphys.progress import exhaust, run_with_progress
+    from ..inference import predict_maps
+    from ..io.safe import check_can_write
+    from ..progress import exhaust, run_with_progress
 
     check_can_write(out, overwrite)  # fail before the work, not after
     n_targets = len(targets) if targets else len(bundle.targets)
@@ -266,11 +266,11 @@ def _split_list_line(line: str) -> list[str]:
 
 def batch_jobs(source, projections=None) -> list[tuple[list[Path], str]]:
     """(band paths in VIS Y J H order, output file name) for every galaxy of an atlas or list file."""
-    from napari_euclidphys import BANDS
+    from .. import BANDS
 
     source = Path(source)
     if source.is_dir():
-        from napari_euclidphys.io.atlas import AtlasError, open_atlas
+        from ..io.atlas import AtlasError, open_atlas
 
         try:
             atlas = open_atlas(source)
@@ -316,7 +316,7 @@ def batch_jobs(source, projections=None) -> list[tuple[list[Path], str]]:
 
 def _predict_job(bundle_path, band_paths, out, targets, chunk_pixels, overwrite):
     """One batch job (runs in this process or on a dask worker, which loads the bundle itself)."""
-    from napari_euclidphys.io.bundle import ModelBundle
+    from ..io.bundle import ModelBundle
 
     bundle = _predict_job.cache.get(str(bundle_path))
     if bundle is None:
@@ -382,9 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
                         format="%(levelname)s %(message)s", stream=sys.stderr)
-    from napari_euclidphys.io.bundle import BundleError, ModelBundle
-    from napari_euclidphys.io.fits import FitsReadError
-    from napari_euclidphys.io.safe import OutputExistsError
+    from ..io.bundle import BundleError, ModelBundle
+    from ..io.fits import FitsReadError
+    from ..io.safe import OutputExistsError
 
     prog = "napari-euclidphys-predict"
     try:

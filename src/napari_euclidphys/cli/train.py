@@ -28,7 +28,7 @@ def _csv(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from napari_euclidphys import TARGETS
+    from .. import TARGETS
 
     p = argparse.ArgumentParser(
         prog="napari-euclidphys-train",
@@ -88,9 +88,9 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from napari_euclidphys.io.safe import OutputExistsError, atomic_dir, check_can_write
-    from napari_euclidphys.progress import run_with_progress
-    from napari_euclidphys.training import TrainingConfig, run_grid, train_models
+    from ..io.safe import OutputExistsError, atomic_dir, check_can_write
+    from ..progress import run_with_progress
+    from ..training import TrainingConfig, run_grid, train_models
 
     try:
         out = check_can_write(args.out, args.overwrite)
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if not atlas_dir.is_dir():
         return _fail(f"{atlas_dir}: atlas folder not found")
     try:
-        from napari_euclidphys.io.atlas import open_atlas
+        from ..io.atlas import open_atlas
 
         atlas = open_atlas(atlas_dir)
         projections = None if args.projections.strip().lower() == "all" else tuple(_csv(args.projections))
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if incomplete:
         print(f"napari-euclidphys-train: warning: {atlas_dir}: {incomplete}", file=sys.stderr)
 
-    from napari_euclidphys.report import write_report
+    from ..report import write_report
 
     t0 = time.perf_counter()
     try:
@@ -171,10 +171,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _projection_experiment(atlas, config, k, folder, quiet):
     """Appendix A table: metrics against the number of training projections (report/appendix_a.*)."""
-    from napari_euclidphys.io.safe import atomic_path
-    from napari_euclidphys.progress import run_with_progress
-    from napari_euclidphys.report.markdown import rows_to_csv, table_markdown
-    from napari_euclidphys.training import run_projection_experiment
+    from ..io.safe import atomic_path
+    from ..progress import run_with_progress
+    from ..report.markdown import rows_to_csv, table_markdown
+    from ..training import run_projection_experiment
 
     rows = run_with_progress(_logged(run_projection_experiment(atlas, config, max_projections=k)),
                              desc="Appendix A", disable=quiet)

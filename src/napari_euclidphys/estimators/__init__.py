@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from napari_euclidphys.estimators._base import Estimator, ModelFileError, read_meta
+from ..estimators._base import Estimator, ModelFileError, read_meta
 
 __all__ = ["ESTIMATOR_KINDS", "Estimator", "ModelFileError", "make_estimator", "estimator_class", "load_estimator"]
 
@@ -21,15 +21,15 @@ ESTIMATOR_KINDS = ("lr", "rf", "dnn")
 def estimator_class(kind: str) -> type[Estimator]:
     """The class implementing estimator ``kind`` (imported lazily)."""
     if kind == "lr":
-        from napari_euclidphys.estimators.linear import LinearEstimator
+        from ..estimators.linear import LinearEstimator
 
         return LinearEstimator
     if kind == "rf":
-        from napari_euclidphys.estimators.forest import RandomForestEstimator
+        from ..estimators.forest import RandomForestEstimator
 
         return RandomForestEstimator
     if kind == "dnn":
-        from napari_euclidphys.estimators.dnn import DenseNetworkEstimator
+        from ..estimators.dnn import DenseNetworkEstimator
 
         return DenseNetworkEstimator
     raise ValueError(f"unknown model kind {kind!r}; choose one of {ESTIMATOR_KINDS}")

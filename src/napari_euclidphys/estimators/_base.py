@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from napari_euclidphys.io.safe import atomic_path
-from napari_euclidphys.progress import Progress, ProgressGenerator, exhaust
+from ..io.safe import atomic_path
+from ..progress import Progress, ProgressGenerator, exhaust
 
 __all__ = ["ModelFileError", "Estimator", "SKOPS_TRUSTED_TYPES", "skops_dump", "skops_load",
            "read_meta", "refuse_pickle_like"]

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_euclidphys._parallel import run_on_threads
-from napari_euclidphys.estimators._base import Estimator, ModelFileError, check_xy, refuse_pickle_like
-from napari_euclidphys.io.safe import atomic_path
-from napari_euclidphys.progress import Progress, ProgressGenerator
+from .._parallel import run_on_threads
+from ..estimators._base import Estimator, ModelFileError, check_xy, refuse_pickle_like
+from ..io.safe import atomic_path
+from ..progress import Progress, ProgressGenerator
 
 __all__ = ["DenseNetworkEstimator", "forward_pass", "dense_layers"]
 

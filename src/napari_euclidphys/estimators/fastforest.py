@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_euclidphys._parallel import run_on_threads
+from .._parallel import run_on_threads
 
 __all__ = ["FastForest", "build", "kernel_available"]
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_euclidphys.estimators._base import Estimator, SkopsModelMixin, check_xy
-from napari_euclidphys.progress import Progress, ProgressGenerator
+from ..estimators._base import Estimator, SkopsModelMixin, check_xy
+from ..progress import Progress, ProgressGenerator
 
 __all__ = ["RandomForestEstimator"]
 
@@ -107,7 +107,7 @@ class RandomForestEstimator(SkopsModelMixin, Estimator):
         if not self.params.get("fast", True):
             return None
         if self._fast is None:
-            from napari_euclidphys.estimators import fastforest
+            from ..estimators import fastforest
 
             self._fast = fastforest.build(self.model_, n_threads=_n_threads(self.params["n_jobs"])) or False
         return self._fast or None

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_euclidphys.estimators._base import Estimator, SkopsModelMixin, check_xy
-from napari_euclidphys.progress import Progress, ProgressGenerator
+from ..estimators._base import Estimator, SkopsModelMixin, check_xy
+from ..progress import Progress, ProgressGenerator
 
 __all__ = ["LinearEstimator"]
 

@@ -29,10 +29,10 @@ from typing import Mapping
 
 import numpy as np
 
-from napari_euclidphys import BANDS, TARGETS, __version__
-from napari_euclidphys.features import FEATURE_SETS, MinMaxScaling, band_features, feature_names, log_surface_brightness
-from napari_euclidphys.estimators._base import jsonable
-from napari_euclidphys.io.safe import atomic_dir
+from .. import BANDS, TARGETS, __version__
+from ..features import FEATURE_SETS, MinMaxScaling, band_features, feature_names, log_surface_brightness
+from ..estimators._base import jsonable
+from ..io.safe import atomic_dir
 
 __all__ = ["SCHEMA_VERSION", "TARGET_UNITS", "BundleError", "ModelBundle", "file_sha256"]
 
@@ -209,7 +209,7 @@ class ModelBundle:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ModelBundle":
         """Load and verify a bundle folder; raise :class:`BundleError` saying which file and why."""
-        from napari_euclidphys.estimators import ModelFileError, load_estimator
+        from ..estimators import ModelFileError, load_estimator
 
         path = Path(path)
         if not path.is_dir():

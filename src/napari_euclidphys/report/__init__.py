@@ -6,6 +6,6 @@
 ``table3.csv`` for a grid, and ``figures/*.png``.
 """
 
-from napari_euclidphys.report.writer import write_report
+from ..report.writer import write_report
 
 __all__ = ["write_report"]

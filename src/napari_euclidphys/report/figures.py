@@ -118,7 +118,7 @@ def galaxy_maps_figure(true_maps: dict, pred_maps: dict, pixel_kpc: float, title
     (row 0 at the bottom, drawn with ``origin="lower"``).  Profiles: median and 16/84 % of each
     map in circular annuli of ``width_kpc`` around the image centre.
     """
-    from napari_euclidphys.profiles import radial_profile
+    from ..profiles import radial_profile
 
     targets = list(true_maps)
     fig = _figure(figsize=(16, 3.1 * len(targets)))

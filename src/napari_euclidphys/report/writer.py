@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_euclidphys.io.safe import atomic_path
-from napari_euclidphys.report.markdown import (FEATURE_LABELS, MODEL_LABELS, metrics_markdown, rows_to_csv,
+from ..io.safe import atomic_path
+from ..report.markdown import (FEATURE_LABELS, MODEL_LABELS, metrics_markdown, rows_to_csv,
                                                table_markdown)
 
 __all__ = ["write_report", "per_galaxy_metrics", "pick_example_galaxies"]
@@ -28,7 +28,7 @@ def _save_fig(fig, path: Path, overwrite: bool) -> Path:
 
 def per_galaxy_metrics(result, model: str, target: str) -> list:
     """Metrics of one model/target for each test galaxy (and projection)."""
-    from napari_euclidphys.metrics import regression_metrics
+    from ..metrics import regression_metrics
 
     test = result.test
     pred = result.test_predictions[model][target][0]
@@ -107,7 +107,7 @@ def write_report(result, folder, *, grid=None, title: str = "napari-euclidphys t
               + ".\n\n")
     md.append(metrics_markdown(summary))
     if result.chained:
-        from napari_euclidphys.training import summarise
+        from ..training import summarise
 
         md.append("\n## Chained regression Σ⋆ → Z⋆ → t⋆ vs unchained (test set)\n\n")
         rows = summarise(result.chained) + [r for r in summary if r["model"] in cfg.models]
@@ -161,7 +161,7 @@ def write_report(result, folder, *, grid=None, title: str = "napari-euclidphys t
     # ---- figures
     fig_lines = []
     if figures:
-        from napari_euclidphys.report import figures as F
+        from ..report import figures as F
 
         metric_lookup = {}
         for r in summary:

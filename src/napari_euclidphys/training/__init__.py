@@ -4,8 +4,8 @@ Public entry points: :func:`train_models` (one configuration, all models and tar
 :func:`run_grid` (the 27 cases of the paper's Table 3); both are Qt-free progress generators.
 """
 
-from napari_euclidphys.training.assemble import PixelSet, assemble_pixels, pixels_of_image
-from napari_euclidphys.training.experiments import (
+from ..training.assemble import PixelSet, assemble_pixels, pixels_of_image
+from ..training.experiments import (
     MODEL_KINDS,
     PAPER_GRID_FEATURES,
     GridResult,
@@ -18,7 +18,7 @@ from napari_euclidphys.training.experiments import (
     train_models,
     tune_forest,
 )
-from napari_euclidphys.training.splits import GalaxySplit, grouped_folds, split_galaxies, validation_mask
+from ..training.splits import GalaxySplit, grouped_folds, split_galaxies, validation_mask
 
 __all__ = [
     "PixelSet", "assemble_pixels", "pixels_of_image", "MODEL_KINDS", "PAPER_GRID_FEATURES", "GridResult",

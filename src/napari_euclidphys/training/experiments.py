@@ -20,11 +20,11 @@ from typing import Sequence
 
 import numpy as np
 
-from napari_euclidphys import BANDS, TARGETS, __version__
-from napari_euclidphys.baseline import ColourMLRelation
-from napari_euclidphys.progress import Progress, ProgressGenerator
-from napari_euclidphys.training.assemble import PixelSet, as_atlas, assemble_pixels
-from napari_euclidphys.training.splits import GalaxySplit, grouped_folds, split_galaxies, validation_mask
+from .. import BANDS, TARGETS, __version__
+from ..baseline import ColourMLRelation
+from ..progress import Progress, ProgressGenerator
+from ..training.assemble import PixelSet, as_atlas, assemble_pixels
+from ..training.splits import GalaxySplit, grouped_folds, split_galaxies, validation_mask
 
 __all__ = ["TrainingConfig", "TrainingResult", "GridResult", "train_models", "run_grid",
            "run_projection_experiment",
@@ -70,7 +70,7 @@ class TrainingConfig:
     checkpoint_dir: str | None = None
 
     def __post_init__(self) -> None:
-        from napari_euclidphys.features import DEFAULT_CLIP_H, FEATURE_SETS
+        from ..features import DEFAULT_CLIP_H, FEATURE_SETS
 
         self.models = tuple(self.models)
         self.targets = tuple(self.targets)
@@ -206,7 +206,7 @@ def _estimator_params(kind: str, config: TrainingConfig, repeat: int, target: st
 
 def _fit(kind, params, X, y, X_val, y_val, done, total, label):
     """Progress generator: make and fit one estimator, forwarding its epoch/tree progress."""
-    from napari_euclidphys.estimators import make_estimator
+    from ..estimators import make_estimator
 
     est = make_estimator(kind, **params)
     if hasattr(est, "fit_iter"):
@@ -289,9 +289,9 @@ def train_models(atlas, config: TrainingConfig | None = None, *, pixels: PixelSe
     :class:`PixelSet` of the same atlas) skips reading the images again (used by :func:`run_grid`).
     Yields :class:`~napari_euclidphys.progress.Progress`; returns a :class:`TrainingResult`.
     """
-    from napari_euclidphys.features import MinMaxScaling, band_features, feature_names
-    from napari_euclidphys.io.bundle import ModelBundle
-    from napari_euclidphys.metrics import regression_metrics
+    from ..features import MinMaxScaling, band_features, feature_names
+    from ..io.bundle import ModelBundle
+    from ..metrics import regression_metrics
 
     config = replace(config, **overrides) if config is not None else TrainingConfig(**overrides)
     atlas = as_atlas(atlas)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_euclidphys import BANDS
+from .. import BANDS
 
 __all__ = ["toy_galaxy", "write_toy_atlas"]
 
@@ -49,7 +49,7 @@ def toy_galaxy(npix: int = 32, seed: int = 0, pixel_pc: float = 100.0):
 def write_toy_atlas(root, n_galaxies: int = 6, npix: int = 32, seed: int = 0,
                     projections=("O5",), first_id: int = 100) -> Path:
     """Write a toy atlas of ``n_galaxies`` × ``projections`` into ``root`` (created; must not exist)."""
-    from napari_euclidphys.io.atlas import atlas_filename, write_atlas_image
+    from ..io.atlas import atlas_filename, write_atlas_image
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=False)
