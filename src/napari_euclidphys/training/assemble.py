@@ -23,8 +23,8 @@ import contextlib
 
 import numpy as np
 
-from napari_euclidphys import BANDS, TARGETS
-from napari_euclidphys.progress import Progress, ProgressGenerator
+from .. import BANDS, TARGETS
+from ..progress import Progress, ProgressGenerator
 
 __all__ = ["PixelSet", "assemble_pixels", "as_atlas", "pixels_of_image", "MEMMAP_FILES"]
 
@@ -100,7 +100,7 @@ class PixelSet:
 def as_atlas(atlas):
     """An ``Atlas`` from an ``Atlas`` or a folder path (``open_atlas`` raises ``AtlasError``)."""
     if isinstance(atlas, (str, Path)):
-        from napari_euclidphys.io.atlas import open_atlas
+        from ..io.atlas import open_atlas
 
         return open_atlas(atlas)
     return atlas
@@ -108,7 +108,7 @@ def as_atlas(atlas):
 
 def usable_mask(bands, maps, clip_h: float) -> np.ndarray:
     """bool (ny, nx): pixels kept for training (band mask and finite, positive targets)."""
-    from napari_euclidphys.features import pixel_mask
+    from ..features import pixel_mask
 
     keep = pixel_mask(bands, clip_h)
     with np.errstate(invalid="ignore"):
@@ -143,7 +143,7 @@ def assemble_pixels(atlas, *, projections: Sequence[str] | None = ("O5",),
     ``overwrite``) and return a PixelSet whose arrays are read/write memory maps of them; the
     values equal the in-memory result exactly.
     """
-    from napari_euclidphys.features import DEFAULT_CLIP_H
+    from ..features import DEFAULT_CLIP_H
 
     clip_h = DEFAULT_CLIP_H if clip_h is None else float(clip_h)
     targets = tuple(targets)
@@ -199,7 +199,7 @@ def _assemble_memmap(atlas, entries, proj_names, targets, clip_h, dust, folder: 
     """Two-pass assembly into memory-mapped ``.npy`` files (see :func:`assemble_pixels`)."""
     from numpy.lib.format import open_memmap
 
-    from napari_euclidphys.io.safe import atomic_path, check_can_write
+    from ..io.safe import atomic_path, check_can_write
 
     for name, _ in MEMMAP_FILES.values():
         check_can_write(folder / name, overwrite)  # fail before the long passes
