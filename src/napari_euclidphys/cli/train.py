@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=None, help="DNN early-stopping patience (paper 2000)")
     p.add_argument("--lr-patience", type=int, default=None, help="DNN lr-plateau patience (paper 300)")
     p.add_argument("--dnn-members", type=int, default=None, help="networks per DNN bundle (ensemble σ)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="dask.distributed scheduler: read and mask the atlas images on its workers "
+                        "(which must see the atlas at the same path); default: this process")
     p.add_argument("--checkpoint-dir", default=None,
                    help="DNN checkpoints here after every step; rerunning the same command with the same "
                         "folder resumes a killed training (kept outside --out, never deleted for you)")
@@ -110,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             validation_fraction=args.validation_fraction, repeats=args.repeats, seed=args.seed,
             clip_h=args.clip_h, model_params=_model_params(args), max_train_pixels=args.max_train_pixels,
             lofo=args.lofo, colour_check=args.colour_check, chained=args.chained, cv_folds=args.cv_folds,
-            rf_grid_search=args.rf_grid_search, checkpoint_dir=args.checkpoint_dir)
+            rf_grid_search=args.rf_grid_search, checkpoint_dir=args.checkpoint_dir,
+            scheduler=args.scheduler)
         if projections is not None:
             missing = sorted(set(projections) - set(atlas.projections))
             if missing:

@@ -26,7 +26,7 @@ import numpy as np
 from .. import BANDS, TARGETS
 from ..progress import Progress, ProgressGenerator
 
-__all__ = ["PixelSet", "assemble_pixels", "as_atlas", "pixels_of_image", "MEMMAP_FILES"]
+__all__ = ["image_pixels", "PixelSet", "assemble_pixels", "as_atlas", "pixels_of_image", "MEMMAP_FILES"]
 
 #: file names (in ``memmap_dir``) of the memory-mapped PixelSet arrays and their dtypes
 MEMMAP_FILES = {
@@ -131,7 +131,7 @@ def pixels_of_image(bands, maps, clip_h: float):
 def assemble_pixels(atlas, *, projections: Sequence[str] | None = ("O5",),
                     targets: Sequence[str] = TARGETS, clip_h: float | None = None,
                     galaxy_ids=None, dust: bool = True, memmap_dir=None,
-                    overwrite: bool = False) -> ProgressGenerator[PixelSet]:
+                    overwrite: bool = False, scheduler=None) -> ProgressGenerator[PixelSet]:
     """Collect the usable pixels of every complete (galaxy, projection) pair of ``atlas``.
 
     A progress generator (one step per image) returning a :class:`PixelSet`.  ``projections=None``
@@ -142,6 +142,10 @@ def assemble_pixels(atlas, *, projections: Sequence[str] | None = ("O5",),
     (two passes, two progress steps per image; existing files are replaced only with
     ``overwrite``) and return a PixelSet whose arrays are read/write memory maps of them; the
     values equal the in-memory result exactly.
+
+    ``scheduler``: a ``dask.distributed`` scheduler address (or ``Client``); the images are then
+    read and masked on the cluster's workers, one task per image (the workers must see the atlas
+    folder at the same path), and gathered here; the result equals the local one exactly.
     """
     from ..features import DEFAULT_CLIP_H
 
@@ -167,13 +171,14 @@ def assemble_pixels(atlas, *, projections: Sequence[str] | None = ("O5",),
     chunks = []
     shapes = {}
     total = len(entries)
-    for k, (gid, proj) in enumerate(entries):
-        yield Progress(k, total, f"reading TNG{gid} {proj}")
-        bands = atlas.load_bands(gid, proj, dust=dust)
-        maps = atlas.load_maps(gid, proj, targets=targets)
-        shapes[(int(gid), proj)] = tuple(bands.shape[1:])
-        idx, lb, lt = pixels_of_image(bands, maps, clip_h)
-        del bands, maps
+    if scheduler is not None:
+        images = yield from _images_on_cluster(atlas, entries, targets, clip_h, dust, scheduler)
+    else:
+        images = _images_here(atlas, entries, targets, clip_h, dust)
+    for k, ((gid, proj), (shape, idx, lb, lt)) in enumerate(zip(entries, images)):
+        if scheduler is None:
+            yield Progress(k, total, f"read TNG{gid} {proj}")
+        shapes[(int(gid), proj)] = shape
         chunks.append((int(gid), proj_names.index(proj), idx, lb, lt))
     yield Progress(total, total, "assembling pixels")
     n = sum(c[2].size for c in chunks)
@@ -193,6 +198,45 @@ def assemble_pixels(atlas, *, projections: Sequence[str] | None = ("O5",),
         out.pixel_index[i:j] = idx
         i = j
     return out
+
+
+def image_pixels(atlas, galaxy_id: int, projection: str, targets, clip_h: float, dust: bool = True):
+    """One image's usable pixels: ((ny, nx), flat index, log bands (n,4), log maps (n,T)).
+
+    ``atlas`` may be an ``Atlas`` or its folder (so that a cluster worker can open it itself).
+    """
+    atlas = as_atlas(atlas)
+    bands = atlas.load_bands(galaxy_id, projection, dust=dust)
+    maps = atlas.load_maps(galaxy_id, projection, targets=targets)
+    return (tuple(bands.shape[1:]), *pixels_of_image(bands, maps, clip_h))
+
+
+def _images_here(atlas, entries, targets, clip_h, dust):
+    """Lazily, one image at a time in this process (only one image's arrays alive at once)."""
+    for gid, proj in entries:
+        yield image_pixels(atlas, gid, proj, targets, clip_h, dust)
+
+
+def _images_on_cluster(atlas, entries, targets, clip_h, dust, scheduler):
+    """Progress generator: :func:`image_pixels` of every entry as dask.distributed tasks, in order."""
+    from distributed import Client, as_completed
+
+    own = not isinstance(scheduler, Client)
+    client = Client(scheduler) if own else scheduler
+    try:
+        root = str(atlas.root)
+        futures = [client.submit(image_pixels, root, int(gid), proj, tuple(targets), float(clip_h), dust,
+                                 pure=False) for gid, proj in entries]
+        position = {future.key: k for k, future in enumerate(futures)}
+        results = [None] * len(futures)
+        yield Progress(0, len(futures), f"reading {len(futures)} images on {client.scheduler.address}")
+        for done, future in enumerate(as_completed(futures), start=1):
+            results[position[future.key]] = future.result()
+            yield Progress(done, len(futures), "read on the cluster")
+        return results
+    finally:
+        if own:
+            client.close()
 
 
 def _assemble_memmap(atlas, entries, proj_names, targets, clip_h, dust, folder: Path, overwrite):

@@ -68,6 +68,7 @@ class TrainingConfig:
     rf_param_grid: dict | None = None
     test_galaxy_ids: tuple | None = None
     checkpoint_dir: str | None = None
+    scheduler: str | None = None
 
     def __post_init__(self) -> None:
         from ..features import DEFAULT_CLIP_H, FEATURE_SETS
@@ -296,8 +297,8 @@ def train_models(atlas, config: TrainingConfig | None = None, *, pixels: PixelSe
     config = replace(config, **overrides) if config is not None else TrainingConfig(**overrides)
     atlas = as_atlas(atlas)
     if pixels is None:
-        pixels = yield from assemble_pixels(atlas, projections=config.projections,
-                                            targets=config.targets, clip_h=config.clip_h)
+        pixels = yield from assemble_pixels(atlas, projections=config.projections, targets=config.targets,
+                                            clip_h=config.clip_h, scheduler=config.scheduler)
     targets = pixels.targets
     fs = config.feature_set
 
@@ -536,7 +537,7 @@ def run_grid(atlas, config: TrainingConfig | None = None, *,
     config = replace(config, **overrides) if config is not None else TrainingConfig(**overrides)
     atlas = as_atlas(atlas)
     pixels = yield from assemble_pixels(atlas, projections=config.projections, targets=config.targets,
-                                        clip_h=config.clip_h)
+                                        clip_h=config.clip_h, scheduler=config.scheduler)
     results, rows = {}, []
     for i, fs in enumerate(feature_sets):
         # the extra experiments (LOFO, App. D, chained, CV, grid search) only for the main feature set
@@ -566,7 +567,8 @@ def run_projection_experiment(atlas, config: TrainingConfig | None = None, *, ma
     """
     config = replace(config, **overrides) if config is not None else TrainingConfig(**overrides)
     atlas = as_atlas(atlas)
-    pixels = yield from assemble_pixels(atlas, projections=None, targets=config.targets, clip_h=config.clip_h)
+    pixels = yield from assemble_pixels(atlas, projections=None, targets=config.targets, clip_h=config.clip_h,
+                                        scheduler=config.scheduler)
     projs = pixels.projections
     k_max = len(projs) if max_projections is None else min(int(max_projections), len(projs))
     split = (split_galaxies(pixels.galaxy_ids, config.test_fraction, config.seed)
