@@ -176,3 +176,25 @@ def test_batch_on_local_dask_cluster_equals_single_process(tmp_path, bundle_dir)
         with fits.open(tmp_path / "local" / name) as a, fits.open(tmp_path / "cluster" / name) as b:
             for ha, hb in zip(a[1:], b[1:]):
                 np.testing.assert_array_equal(ha.data, hb.data)
+
+
+@pytest.mark.filterwarnings("error::astropy.io.fits.verify.VerifyWarning")
+def test_dask_streaming_equals_the_in_memory_prediction(tmp_path, bundle_dir):
+    img = _bands(11, shape=(37, 23))
+    img[0, 5, 5] = np.nan  # a masked pixel inside a block
+    paths = [str(p) for p in _write_bands(tmp_path, img)]
+    common = ["--model", str(bundle_dir), "--bands", *paths, "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "memory.fits")]) == 0
+    # 5 rows per block: blocks cross the image unevenly
+    assert main([*common, "--out", str(tmp_path / "dask.fits"), "--dask", "--chunk-pixels", "115"]) == 0
+    with fits.open(tmp_path / "memory.fits") as a, fits.open(tmp_path / "dask.fits") as b:
+        assert [h.name for h in a] == [h.name for h in b]
+        for key in ("BUNDLE", "BUNDSHA", "NEVAL", "NOUTRNG", "CLIPH"):
+            assert a[0].header[key] == b[0].header[key]
+        assert b[0].header["NEVAL"] == int(np.count_nonzero(b["FLAGS"].data % 2 == 0))
+        for ha, hb in zip(a[1:], b[1:]):
+            assert ha.data.dtype == hb.data.dtype and ha.header["BUNIT"] == hb.header["BUNIT"]
+            np.testing.assert_allclose(ha.data, hb.data, rtol=1e-6, equal_nan=True)
+        assert b["FLAGS"].data[5, 5] == 1 and np.isnan(b["MASS"].data[5, 5])
+        assert b["MASS"].header["CTYPE1"] == "RA---TAN"
+    assert main([*common, "--out", str(tmp_path / "dask.fits"), "--dask"]) == 2  # never overwritten unasked

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", help="output folder (with --batch)")
     p.add_argument("--targets", default=None, help="comma list among the bundle's targets (default: all)")
     p.add_argument("--chunk-pixels", type=int, default=1_000_000, help="pixels per chunk (1 000 000)")
+    p.add_argument("--dask", action="store_true",
+                   help="with --bands: memory-map the bands and stream the maps block by block with dask "
+                        "(for images larger than memory; uncompressed FITS only)")
     p.add_argument("--projections", default=None, help="atlas batch: comma list of projections (default all)")
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address for --batch")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -100,7 +103,8 @@ def check_memory(paths, n_targets: int) -> None:
         raise CliError(
             f"{paths[0]}: band images of shape {shape} need about {need / 1e9:.3g} GB of memory to predict "
             f"{n_targets} map(s), more than the {limit / 1e9:.3g} GB allowed (half the physical memory); "
-            "cut the mosaic into tiles, or use napari_euclidphys.inference.predict_map_dask on bands opened "
+            "use --dask (streams the maps block by block), cut the mosaic into tiles, or use "
+            "napari_euclidphys.inference.predict_map_dask on bands opened "
             "with napari_euclidphys.io.fits.open_band_dask")
 
 
@@ -136,18 +140,31 @@ def _read_bands(paths):
     images, stack = [], None
     for i, (expected, path) in enumerate(zip(BANDS, paths)):
         img = read_band_image(path)
-        if img.band is not None and img.band != expected:
-            raise CliError(f"{path}: looks like the {img.band} band but was given as {expected} "
-                           f"(give --bands in the order {' '.join(BANDS)})")
+        _check_band_name(img, expected)
         if stack is None:
             stack = np.empty((len(BANDS), *img.data.shape), np.float32)
         if img.data.shape == stack.shape[1:]:
             stack[i] = img.data
             img.data = stack[i]  # a view: the file's own copy is freed
         images.append(img)
-    shapes = {img.data.shape for img in images}
-    if len(shapes) != 1:
-        detail = ", ".join(f"{img.path.name} {img.data.shape}" for img in images)
+    _check_band_set(images, [img.data.shape for img in images])
+    return stack, images
+
+
+def _check_band_name(img, expected: str) -> None:
+    from .. import BANDS
+
+    if img.band is not None and img.band != expected:
+        raise CliError(f"{img.path}: looks like the {img.band} band but was given as {expected} "
+                       f"(give --bands in the order {' '.join(BANDS)})")
+
+
+def _check_band_set(images, shapes) -> None:
+    """The four images must share shape, pixel scale and pixel grid (CliError naming the files)."""
+    import numpy as np
+
+    if len(set(shapes)) != 1:
+        detail = ", ".join(f"{img.path.name} {shape}" for img, shape in zip(images, shapes))
         raise CliError(f"band images differ in shape: {detail}")
     scales = [img.pixel_scale_pc_or_arcsec for img in images]
     known = [s for s in scales if s is not None]
@@ -157,11 +174,10 @@ def _read_bands(paths):
             detail = ", ".join(f"{img.path.name} {s[0]:.4g} {s[1]}" for img, s in zip(images, scales) if s)
             raise CliError(f"band images differ in pixel scale: {detail}")
     for img in images[1:]:
-        off = _grid_offset(images[0], img, stack.shape[1:])
+        off = _grid_offset(images[0], img, shapes[0])
         if off is not None and off > 0.25:
             raise CliError(f"{img.path}: its WCS puts it {off:.3g} pixels away from {images[0].path.name}; "
                            "the four band images must be on one pixel grid (reproject them first)")
-    return stack, images
 
 
 def _ascii(text) -> str:
@@ -170,14 +186,15 @@ def _ascii(text) -> str:
     return "".join(c if 32 <= ord(c) < 127 else "?" for c in out)
 
 
-def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwrite=False) -> Path:
-    """Write a MapPrediction as multi-extension FITS (atomically); WCS/PIXSIZE from ``reference``."""
-    import numpy as np
+def _output_layout(bundle, targets, reference=None, inputs=()):
+    """Headers of a predicted-maps file: (primary header, [(EXTNAME, header, what, target)]).
+
+    ``what`` is "map" (physical units), "sigma" (dex) or "flags"; WCS/PIXSIZE from ``reference``.
+    """
     from astropy.io import fits
 
     from .. import __version__
     from ..io.bundle import TARGET_UNITS
-    from ..io.safe import atomic_path
 
     geometry = fits.Header()
     if reference is not None:
@@ -186,8 +203,7 @@ def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwri
         for key in ("PIXSIZE",):
             if key in reference.header:
                 geometry[key] = (reference.header[key], reference.header.comments[key])
-    primary = fits.PrimaryHDU()
-    h = primary.header
+    h = fits.PrimaryHDU().header
     h["ORIGIN"] = ("napari-euclidphys", "software that wrote this file")
     h["SWVERS"] = (__version__, "napari-euclidphys version")
     h["BUNDLE"] = (_ascii(bundle.name), "model bundle name")
@@ -195,31 +211,123 @@ def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwri
     h["MODKIND"] = (bundle.kind, "model kind: lr, rf, dnn")
     h["FEATSET"] = (bundle.feature_set, "feature set")
     h["CLIPH"] = (bundle.clip_h, "[MJy/sr] H_E clip; pixels at or below: not used")
-    h["NEVAL"] = (prediction.n_evaluated, "pixels evaluated")
-    h["NOUTRNG"] = (prediction.n_out_of_range, "pixels outside the training feature range")
+    h["NEVAL"] = (0, "pixels evaluated")
+    h["NOUTRNG"] = (0, "pixels outside the training feature range")
     h["FLAGBIT1"] = ("masked", "flag 1: invalid or I_H <= CLIPH, not used")
     h["FLAGBIT2"] = ("out of range", "flag value 2: features outside training range")
     for i, band_path in enumerate(inputs):
         h.add_history(_ascii(f"input {i + 1}: {Path(band_path).name}"))
     h.add_comment("Synthetic-trained models are NOT TNG50-trained; see the bundle card.")
-    hdus = [primary]
-    for t in prediction.targets:
+    extensions = []
+    for t in targets:
         ext = TARGET_EXTNAMES[t]
         hdr = geometry.copy()
         hdr["BUNIT"] = (TARGET_UNITS[t], f"{t}: " + {"mass": "stellar mass surface density",
                                                     "metallicity": "mass-weighted absolute Z",
                                                     "age": "mass-weighted age"}[t])
-        hdus.append(fits.ImageHDU(prediction.maps[t], header=hdr, name=ext))
+        extensions.append((ext, hdr, "map", t))
         hdr = geometry.copy()
         hdr["BUNIT"] = ("dex", f"1 sigma spread of log10 {t}")
-        hdus.append(fits.ImageHDU(np.asarray(prediction.uncertainty[t], np.float32), header=hdr,
-                                  name=f"{ext}_SIGMA"))
+        extensions.append((f"{ext}_SIGMA", hdr, "sigma", t))
     hdr = geometry.copy()
     hdr["BUNIT"] = ("", "flags: 1 masked, 2 outside training range")
-    hdus.append(fits.ImageHDU(prediction.flags.astype(np.uint8), header=hdr, name="FLAGS"))
+    extensions.append(("FLAGS", hdr, "flags", None))
+    return h, extensions
+
+
+def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwrite=False) -> Path:
+    """Write a MapPrediction as multi-extension FITS (atomically); WCS/PIXSIZE from ``reference``."""
+    import numpy as np
+    from astropy.io import fits
+
+    from ..io.safe import atomic_path
+
+    primary, extensions = _output_layout(bundle, prediction.targets, reference, inputs)
+    primary["NEVAL"] = prediction.n_evaluated
+    primary["NOUTRNG"] = prediction.n_out_of_range
+    hdus = [fits.PrimaryHDU(header=primary)]
+    for name, hdr, what, t in extensions:
+        data = {"map": lambda: prediction.maps[t],
+                "sigma": lambda: np.asarray(prediction.uncertainty[t], np.float32),
+                "flags": lambda: prediction.flags.astype(np.uint8)}[what]()
+        hdus.append(fits.ImageHDU(data, header=hdr, name=name))
     with atomic_path(path, overwrite=overwrite) as tmp:
         fits.HDUList(hdus).writeto(tmp, output_verify="exception")
     return Path(path)
+
+
+def predict_files_lazy(bundle, band_paths, out, *, targets=None, block_rows=None, overwrite=False,
+                       progress=True) -> Path:
+    """Predict band images of any size block by block with dask and stream the maps into ``out``.
+
+    The bands are memory-mapped (:func:`napari_euclidphys.io.fits.open_band_dask`), predicted with
+    :func:`napari_euclidphys.inference.predict_map_dask`, and each block is stored straight into a
+    pre-sized multi-extension FITS file (memory-mapped), so memory stays bounded by a few blocks.
+    The file has the same layout as :func:`write_maps_fits`.
+    """
+    import dask.array as da
+    import numpy as np
+    from astropy.io import fits
+
+    from .. import BANDS
+    from ..inference import predict_map_dask
+    from ..io.fits import open_band_dask
+    from ..io.safe import atomic_path, check_can_write
+
+    check_can_write(out, overwrite)
+    lazy, images = [], []
+    for expected, path in zip(BANDS, band_paths):
+        array, meta = open_band_dask(path)
+        _check_band_name(meta, expected)
+        lazy.append(array)
+        images.append(meta)
+    _check_band_set(images, [tuple(a.shape) for a in lazy])
+    ny, nx = lazy[0].shape
+    rows = int(block_rows) if block_rows else max(1, 1_000_000 // max(nx, 1))
+    pred = predict_map_dask(bundle, da.stack(lazy), targets=targets, block_rows=rows)
+    primary, extensions = _output_layout(bundle, pred.targets, images[0], band_paths)
+    n_t = len(pred.targets)
+    with atomic_path(out, overwrite=overwrite) as tmp:
+        # the file skeleton: headers, and data areas sized (not filled) by seeking past them
+        with open(tmp, "wb") as f:
+            for k, (hdr, dtype) in enumerate([(primary, None)] + [(e[1], np.uint8 if e[2] == "flags" else np.float32)
+                                                                  for e in extensions]):
+                if dtype is None:
+                    f.write(hdr.tostring().encode("ascii"))
+                    continue
+                hdu = fits.ImageHDU(np.zeros((1, 1), dtype), header=hdr, name=extensions[k - 1][0])
+                hdu.header["NAXIS1"], hdu.header["NAXIS2"] = nx, ny
+                f.write(hdu.header.tostring().encode("ascii"))
+                size = ny * nx * np.dtype(dtype).itemsize
+                f.seek(-(-size // 2880) * 2880 - 1, 1)
+                f.write(b"\0")
+        with fits.open(tmp, mode="update", memmap=True) as hdul:
+            sources, targets_out = [], []
+            for k, (_, _, what, t) in enumerate(extensions, start=1):
+                if what == "map":
+                    i = pred.targets.index(t)
+                    sources.append(da.power(np.float32(10.0), pred.stack[i]).astype(np.float32))
+                elif what == "sigma":
+                    sources.append(pred.stack[n_t + pred.targets.index(t)])
+                else:
+                    sources.append(pred.stack[2 * n_t].astype(np.uint8))
+                targets_out.append(hdul[k].data)
+            if progress:
+                from dask.diagnostics import ProgressBar
+
+                with ProgressBar():
+                    da.store(sources, targets_out, lock=True)
+            else:
+                da.store(sources, targets_out, lock=True)
+            stored = hdul["FLAGS"].data
+            n_eval = n_out = 0
+            for r0 in range(0, ny, rows):  # count from the file, a slab at a time
+                slab = np.asarray(stored[r0:r0 + rows])
+                n_eval += int(np.count_nonzero((slab & 1) == 0))
+                n_out += int(np.count_nonzero(slab & 2))
+            hdul[0].header["NEVAL"] = int(n_eval)
+            hdul[0].header["NOUTRNG"] = int(n_out)
+    return Path(out)
 
 
 def predict_files(bundle, band_paths, out, *, targets=None, chunk_pixels=1_000_000, overwrite=False,
@@ -404,6 +512,15 @@ def main(argv: list[str] | None = None) -> int:
             if missing:
                 raise CliError(f"{args.model}: the bundle has no model for {missing}; it predicts "
                                f"{', '.join(bundle.targets)}")
+        if args.dask and args.bands is None:
+            raise CliError("--dask works with --bands (one image set); --batch predicts galaxy by galaxy")
+        if args.bands is not None and args.dask:
+            rows = max(1, args.chunk_pixels // max(1, _image_shape(args.bands[0])[1])) \
+                if _image_shape(args.bands[0]) else None
+            out = predict_files_lazy(bundle, args.bands, args.out, targets=targets, block_rows=rows,
+                                     overwrite=args.overwrite, progress=not args.quiet)
+            log.info("wrote %s", out)
+            return 0
         if args.bands is not None:
             out = predict_files(bundle, args.bands, args.out, targets=targets, chunk_pixels=args.chunk_pixels,
                                 overwrite=args.overwrite, progress=not args.quiet)
