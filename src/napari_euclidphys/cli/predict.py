@@ -256,6 +256,39 @@ def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwri
     return Path(path)
 
 
+def _power_of_ten(log_values):
+    """10**x as float32; extrapolated predictions beyond float32 become inf without a warning."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        return np.power(np.float32(10.0), log_values).astype(np.float32)
+
+
+class _RawImageWriter:
+    """Writes blocks (``writer[rows, cols] = block``) into one image's data area of a FITS file.
+
+    ``offset`` is where the data area starts; rows are written with seek + write (big-endian, as
+    FITS wants), so the output is never memory-mapped and stays out of the process's memory.
+    """
+
+    def __init__(self, f, offset: int, shape: tuple, dtype):
+        import numpy as np
+
+        self.f, self.offset, self.shape = f, offset, tuple(shape)
+        self.dtype = np.dtype(dtype).newbyteorder(">")
+
+    def __setitem__(self, key, value) -> None:
+        import numpy as np
+
+        rows, cols = key
+        block = np.asarray(value).astype(self.dtype, copy=False)
+        r0, c0 = rows.start or 0, cols.start or 0
+        width, item = self.shape[1], self.dtype.itemsize
+        for i in range(block.shape[0]):
+            self.f.seek(self.offset + ((r0 + i) * width + c0) * item)
+            self.f.write(block[i].tobytes())
+
+
 def predict_files_lazy(bundle, band_paths, out, *, targets=None, block_rows=None, overwrite=False,
                        progress=True) -> Path:
     """Predict band images of any size block by block with dask and stream the maps into ``out``.
@@ -275,58 +308,59 @@ def predict_files_lazy(bundle, band_paths, out, *, targets=None, block_rows=None
     from ..io.safe import atomic_path, check_can_write
 
     check_can_write(out, overwrite)
+    shape = _image_shape(band_paths[0])
+    width = shape[1] if shape else 1
+    rows = int(block_rows) if block_rows else max(1, 1_000_000 // width)
     lazy, images = [], []
     for expected, path in zip(BANDS, band_paths):
-        array, meta = open_band_dask(path)
+        # slabs of whole rows, the blocks the prediction uses: no rechunking, no slab held twice
+        array, meta = open_band_dask(path, chunks=(rows, -1))
         _check_band_name(meta, expected)
         lazy.append(array)
         images.append(meta)
     _check_band_set(images, [tuple(a.shape) for a in lazy])
     ny, nx = lazy[0].shape
-    rows = int(block_rows) if block_rows else max(1, 1_000_000 // max(nx, 1))
     pred = predict_map_dask(bundle, da.stack(lazy), targets=targets, block_rows=rows)
     primary, extensions = _output_layout(bundle, pred.targets, images[0], band_paths)
     n_t = len(pred.targets)
-    with atomic_path(out, overwrite=overwrite) as tmp:
+    n_evaluated = n_out_of_range = 0
+    with atomic_path(out, overwrite=overwrite) as tmp, open(tmp, "w+b") as f:
         # the file skeleton: headers, and data areas sized (not filled) by seeking past them
-        with open(tmp, "wb") as f:
-            for k, (hdr, dtype) in enumerate([(primary, None)] + [(e[1], np.uint8 if e[2] == "flags" else np.float32)
-                                                                  for e in extensions]):
-                if dtype is None:
-                    f.write(hdr.tostring().encode("ascii"))
-                    continue
-                hdu = fits.ImageHDU(np.zeros((1, 1), dtype), header=hdr, name=extensions[k - 1][0])
-                hdu.header["NAXIS1"], hdu.header["NAXIS2"] = nx, ny
-                f.write(hdu.header.tostring().encode("ascii"))
-                size = ny * nx * np.dtype(dtype).itemsize
-                f.seek(-(-size // 2880) * 2880 - 1, 1)
-                f.write(b"\0")
-        with fits.open(tmp, mode="update", memmap=True) as hdul:
-            sources, targets_out = [], []
-            for k, (_, _, what, t) in enumerate(extensions, start=1):
-                if what == "map":
-                    i = pred.targets.index(t)
-                    sources.append(da.power(np.float32(10.0), pred.stack[i]).astype(np.float32))
-                elif what == "sigma":
-                    sources.append(pred.stack[n_t + pred.targets.index(t)])
-                else:
-                    sources.append(pred.stack[2 * n_t].astype(np.uint8))
-                targets_out.append(hdul[k].data)
-            if progress:
-                from dask.diagnostics import ProgressBar
+        f.write(primary.tostring().encode("ascii"))
+        writers = []
+        for name, hdr, what, t in extensions:
+            dtype = np.uint8 if what == "flags" else np.float32
+            hdu = fits.ImageHDU(np.zeros((1, 1), dtype), header=hdr, name=name)
+            hdu.header["NAXIS1"], hdu.header["NAXIS2"] = nx, ny
+            f.write(hdu.header.tostring().encode("ascii"))
+            writers.append((_RawImageWriter(f, f.tell(), (ny, nx), dtype), what, t))
+            size = ny * nx * np.dtype(dtype).itemsize
+            f.seek(-(-size // 2880) * 2880 - 1, 1)
+            f.write(b"\0")
+        # one slab of whole rows at a time: memory stays at one slab whatever the image size (the
+        # estimators use both cores inside a slab); the output is written, never memory-mapped
+        starts = range(0, ny, rows)
+        if progress:
+            from tqdm.auto import tqdm
 
-                with ProgressBar():
-                    da.store(sources, targets_out, lock=True)
-            else:
-                da.store(sources, targets_out, lock=True)
-            stored = hdul["FLAGS"].data
-            n_eval = n_out = 0
-            for r0 in range(0, ny, rows):  # count from the file, a slab at a time
-                slab = np.asarray(stored[r0:r0 + rows])
-                n_eval += int(np.count_nonzero((slab & 1) == 0))
-                n_out += int(np.count_nonzero(slab & 2))
-            hdul[0].header["NEVAL"] = int(n_eval)
-            hdul[0].header["NOUTRNG"] = int(n_out)
+            starts = tqdm(starts, desc=Path(out).name, unit="slab")
+        for r0 in starts:
+            slab = pred.stack[:, r0:r0 + rows].compute(scheduler="synchronous")
+            flags = slab[2 * n_t].astype(np.uint8)
+            n_evaluated += int(np.count_nonzero((flags & 1) == 0))
+            n_out_of_range += int(np.count_nonzero(flags & 2))
+            region = (slice(r0, r0 + slab.shape[1]), slice(0, nx))
+            for writer, what, t in writers:
+                if what == "map":
+                    writer[region] = _power_of_ten(slab[pred.targets.index(t)])
+                elif what == "sigma":
+                    writer[region] = slab[n_t + pred.targets.index(t)]
+                else:
+                    writer[region] = flags
+        primary["NEVAL"] = n_evaluated
+        primary["NOUTRNG"] = n_out_of_range
+        f.seek(0)
+        f.write(primary.tostring().encode("ascii"))  # same cards, same length: rewritten in place
     return Path(out)
 
 
