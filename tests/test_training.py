@@ -253,3 +253,15 @@ def test_toy_galaxy_is_seeded():
     b = toy_galaxy(16, seed=1)
     np.testing.assert_array_equal(a[0], b[0])
     assert a[0].shape == (4, 16, 16) and a[1].shape == (3, 16, 16)
+
+
+def test_lofo_and_cv_compare_like_with_like(toy_atlas):
+    """LOFO's reference RMSE is the bundled (repeat-0) model's, not an average over repeats; the
+    grouped CV folds are scaled on their own training galaxies."""
+    res = _train(toy_atlas, models=("dnn",), targets=("mass",), repeats=2, lofo=True, cv_folds=2,
+                 model_params={"dnn": {"max_epochs": 2}})
+    repeat0 = next(r for r in res.metrics if r["dataset"] == "test" and r["model"] == "dnn" and r["repeat"] == 0)
+    assert {row["rmse_all"] for row in res.lofo} == {repeat0["rmse"]}
+    assert len(res.cv) == 2 and all(np.isfinite(row["rmse"]) for row in res.cv)
+    # a single network has no spread, so no calibration row claims one
+    assert res.calibration == []

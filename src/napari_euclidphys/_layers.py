@@ -21,6 +21,7 @@ __all__ = [
     "band_layer_data",
     "map_layer_data",
     "to_display",
+    "log_to_display",
     "from_display",
 ]
 
@@ -55,6 +56,12 @@ def to_display(kind: str, values: np.ndarray) -> np.ndarray:
     if kind == "metallicity":
         out -= np.float32(np.log10(Z_SUN))
     return out
+
+
+def log_to_display(kind: str, log_values: np.ndarray) -> np.ndarray:
+    """log10 of the physical value (as predicted) -> the displayed quantity (no 10**x round trip)."""
+    shown = np.asarray(log_values, dtype=np.float32)
+    return shown - np.float32(np.log10(Z_SUN)) if kind == "metallicity" else shown
 
 
 def from_display(kind: str, shown: np.ndarray) -> np.ndarray:

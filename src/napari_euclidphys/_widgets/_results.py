@@ -19,6 +19,7 @@ from .._layers import (
     BAND_LABELS,
     TARGET_DISPLAY,
     display_rows,
+    log_to_display,
     map_layer_data,
     robust_limits,
 )
@@ -164,8 +165,9 @@ def prediction_layer_data(pred, *, pixel_pc=None, pixel_arcsec=None, truth_layer
     metrics: dict = {}
     for target in [t for t in TARGETS if t in pred.maps]:
         stem = TARGET_DISPLAY[target][0]
-        predicted = map_layer_data(pred.maps[target], target, role="predicted", source=source,
-                                   pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec, metadata=common)
+        predicted = map_layer_data(log_to_display(target, pred.log_maps[target]), target, role="predicted",
+                                   source=source, pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec, metadata=common,
+                                   already_display=True)
         layers.append(predicted)
         sigma = (pred.uncertainty or {}).get(target)
         if sigma is not None and np.isfinite(sigma).any():

@@ -281,15 +281,19 @@ class _RawImageWriter:
         import numpy as np
 
         rows, cols = key
-        block = np.asarray(value).astype(self.dtype, copy=False)
+        block = np.ascontiguousarray(np.asarray(value), dtype=self.dtype)
         r0, c0 = rows.start or 0, cols.start or 0
         width, item = self.shape[1], self.dtype.itemsize
+        if c0 == 0 and block.shape[1] == width:  # whole rows: one contiguous byte range
+            self.f.seek(self.offset + r0 * width * item)
+            self.f.write(block.tobytes())
+            return
         for i in range(block.shape[0]):
             self.f.seek(self.offset + ((r0 + i) * width + c0) * item)
             self.f.write(block[i].tobytes())
 
 
-def predict_files_lazy(bundle, band_paths, out, *, targets=None, block_rows=None, overwrite=False,
+def predict_files_lazy(bundle, band_paths, out, *, targets=None, chunk_pixels=1_000_000, overwrite=False,
                        progress=True) -> Path:
     """Predict band images of any size block by block with dask and stream the maps into ``out``.
 
@@ -310,7 +314,7 @@ def predict_files_lazy(bundle, band_paths, out, *, targets=None, block_rows=None
     check_can_write(out, overwrite)
     shape = _image_shape(band_paths[0])
     width = shape[1] if shape else 1
-    rows = int(block_rows) if block_rows else max(1, 1_000_000 // width)
+    rows = max(1, int(chunk_pixels) // width)
     lazy, images = [], []
     for expected, path in zip(BANDS, band_paths):
         # slabs of whole rows, the blocks the prediction uses: no rechunking, no slab held twice
@@ -549,10 +553,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.dask and args.bands is None:
             raise CliError("--dask works with --bands (one image set); --batch predicts galaxy by galaxy")
         if args.bands is not None and args.dask:
-            rows = max(1, args.chunk_pixels // max(1, _image_shape(args.bands[0])[1])) \
-                if _image_shape(args.bands[0]) else None
-            out = predict_files_lazy(bundle, args.bands, args.out, targets=targets, block_rows=rows,
-                                     overwrite=args.overwrite, progress=not args.quiet)
+            out = predict_files_lazy(bundle, args.bands, args.out, targets=targets,
+                                     chunk_pixels=args.chunk_pixels, overwrite=args.overwrite,
+                                     progress=not args.quiet)
             log.info("wrote %s", out)
             return 0
         if args.bands is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +148,6 @@ class MapImage(FitsImage):
     """A physical property map (``kind`` in "mass", "metallicity", "age", "dust" or None)."""
 
     kind: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def _is_image_hdu(hdu) -> bool:

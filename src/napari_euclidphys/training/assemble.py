@@ -140,7 +140,7 @@ def assemble_pixels(atlas, *, projections: Sequence[str] | None = ("O5",),
 
     ``memmap_dir``: write the arrays into the ``.npy`` files of :data:`MEMMAP_FILES` in that folder
     (two passes, two progress steps per image; existing files are replaced only with
-    ``overwrite``) and return a PixelSet whose arrays are read/write memory maps of them; the
+    ``overwrite``) and return a PixelSet whose arrays are read-only memory maps of them; the
     values equal the in-memory result exactly.
 
     ``scheduler``: a ``dask.distributed`` scheduler address (or ``Client``); the images are then
@@ -285,6 +285,6 @@ def _assemble_memmap(atlas, entries, proj_names, targets, clip_h, dust, folder: 
             a.flush()
         del arrays
     yield Progress(total, total, "pixels written")
-    maps = {key: np.load(folder / name, mmap_mode="r+") for key, (name, _) in MEMMAP_FILES.items()}
+    maps = {key: np.load(folder / name, mmap_mode="r") for key, (name, _) in MEMMAP_FILES.items()}
     return PixelSet(maps["log_bands"], maps["log_targets"], maps["galaxy"], maps["projection"],
                     maps["pixel_index"], targets, proj_names, shapes)

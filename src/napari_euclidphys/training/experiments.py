@@ -371,14 +371,12 @@ def train_models(atlas, config: TrainingConfig | None = None, *, pixels: PixelSe
         t0 = time.perf_counter()
         for target in targets:
             y = train.target(target)
-            member_preds = []
             for r in range(config.repeats):
                 label = f"{kind} {target} ({r + 1}/{config.repeats})"
                 est = yield from _fit(kind, _estimator_params(kind, config, r, target), X_train[fit_rows],
                                       y[fit_rows], X_train[is_val], y[is_val], done, n_units, label)
                 done += 1
                 mean, std = _predict(est, X_test)
-                member_preds.append(mean)
                 metrics_rows.append(_row(kind, fs, target, "test", r,
                                          regression_metrics(test.target(target), mean)))
                 train_pred = np.asarray(est.predict(X_train[eval_train]), np.float32)
@@ -393,23 +391,19 @@ def train_models(atlas, config: TrainingConfig | None = None, *, pixels: PixelSe
                             importance_rows += [{"model": kind, "target": target, "feature": n,
                                                  "importance": float(v)} for n, v in zip(names, imp)]
                 yield Progress(done, n_units, label)
-            if config.repeats > 1 and kind == "dnn":
-                # the DNN's per-pixel uncertainty: the ensemble of its repeats
-                stack = np.stack(member_preds)
-                test_predictions[kind][target] = (stack.mean(0).astype(np.float32),
-                                                  stack.std(0, ddof=1).astype(np.float32))
         timing.append({"model": kind, "seconds": time.perf_counter() - t0,
                        "fits": len(targets) * config.repeats, "n_fit_pixels": int(fit_rows.sum()),
                        "process_peak_rss_mb": _peak_rss_mb()})
 
-    # --- per-pixel uncertainty calibration on the test set
+    # --- per-pixel uncertainty calibration on the test set, of the models as saved in the bundles
+    # (repeat 0; a DNN has a spread only when it is an ensemble, n_members > 1)
     calibration = []
     for kind, per_target in test_predictions.items():
         for target, (mean, std) in per_target.items():
             if np.isfinite(std).any():
                 calibration.append({
                     "model": kind, "target": target,
-                    "source": "ensemble of repeats" if kind == "dnn" else "spread over trees",
+                    "source": "ensemble of the bundle's networks" if kind == "dnn" else "spread over trees",
                     "frac_1sigma": calibration_fraction(test.target(target), mean, std, 1.0),
                     "frac_2sigma": calibration_fraction(test.target(target), mean, std, 2.0),
                     "median_sigma": float(np.nanmedian(std))})
@@ -487,16 +481,20 @@ def train_models(atlas, config: TrainingConfig | None = None, *, pixels: PixelSe
     # --- grouped K-fold cross-validation over the training galaxies (paper: k = 10)
     cv_rows = []
     if config.cv_folds:
+        cv_raw = band_features(train.log_bands, fs)
         for kind in config.models:
             for target in targets:
                 y = train.target(target)
                 for k, (tr, held) in enumerate(grouped_folds(train.galaxy, config.cv_folds, config.seed)):
                     label = f"CV {kind} {target} fold {k + 1}/{config.cv_folds}"
-                    est = yield from _fit(kind, _estimator_params(kind, config, 0), X_train[tr], y[tr],
-                                          None, None, done, n_units, label)
+                    # scaled on the fold's own training galaxies: the held-out fold never sets the range
+                    fold_scaling = MinMaxScaling.fit(cv_raw[tr])
+                    est = yield from _fit(kind, _estimator_params(kind, config, 0), fold_scaling.transform(cv_raw[tr]),
+                                          y[tr], None, None, done, n_units, label)
                     done += 1
+                    pred = est.predict(fold_scaling.transform(cv_raw[held]))
                     cv_rows.append({"model": kind, "features": fs, "target": target, "fold": k,
-                                    **regression_metrics(y[held], est.predict(X_train[held]))})
+                                    **regression_metrics(y[held], pred)})
                     yield Progress(done, n_units, label)
 
     # --- one bundle per model, all targets, with provenance and test metrics
