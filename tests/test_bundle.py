@@ -18,6 +18,13 @@ def _bands(n=400, seed=0):
     return (10 ** rng.uniform(-0.2, 1.5, (n, 4))).astype(np.float32)
 
 
+def _rehash(path, name):
+    """What an attacker does after swapping a model file: make bundle.json list its new sha256."""
+    meta = json.loads((path / "bundle.json").read_text())
+    meta["files"][name] = file_sha256(path / name)
+    (path / "bundle.json").write_text(json.dumps(meta))
+
+
 def make_bundle(kind="lr", feature_set="bands", targets=("mass", "age"), params=None, card=None):
     sb = _bands()
     X_raw = pixel_features(sb, feature_set)
@@ -132,9 +139,7 @@ def test_malicious_pickle_as_model_file_never_executes(tmp_path):
     assert probe.exists()
     # the attacker replaces the model by the pickle and fixes the hash in bundle.json
     (path / "model_mass.skops").write_bytes(payload)
-    meta = json.loads((path / "bundle.json").read_text())
-    meta["files"]["model_mass.skops"] = file_sha256(path / "model_mass.skops")
-    (path / "bundle.json").write_text(json.dumps(meta))
+    _rehash(path, "model_mass.skops")
     with pytest.raises(BundleError, match=r"model_mass\.skops.*pickle"):
         ModelBundle.load(path)
     assert not proof.exists()
@@ -145,9 +150,7 @@ def test_protocol0_pickle_and_extra_pickle_files_refused(tmp_path):
     path = bundle.save(tmp_path / "b")
     proof = tmp_path / "PWNED0"
     (path / "model_age.skops").write_bytes(pickle.dumps(_Exploit(proof), protocol=0))
-    meta = json.loads((path / "bundle.json").read_text())
-    meta["files"]["model_age.skops"] = file_sha256(path / "model_age.skops")
-    (path / "bundle.json").write_text(json.dumps(meta))
+    _rehash(path, "model_age.skops")
     with pytest.raises(BundleError, match=r"model_age\.skops.*(pickle|ZIP)"):
         ModelBundle.load(path)
     assert not proof.exists()
@@ -167,9 +170,7 @@ def test_skops_file_with_untrusted_types_refused(tmp_path):
     bundle, _ = make_bundle()
     path = bundle.save(tmp_path / "b")
     sio.dump(FunctionTransformer(func=os.system), path / "model_mass.skops")
-    meta = json.loads((path / "bundle.json").read_text())
-    meta["files"]["model_mass.skops"] = file_sha256(path / "model_mass.skops")
-    (path / "bundle.json").write_text(json.dumps(meta))
+    _rehash(path, "model_mass.skops")
     with pytest.raises(BundleError, match=r"model_mass\.skops: refusing to load: untrusted types"):
         ModelBundle.load(path)
 
@@ -192,9 +193,7 @@ def test_keras_file_with_code_or_unknown_graph_refused(variant, tmp_path):
     evil.save(tmp_path / "evil.keras")
     proof.unlink(missing_ok=True)  # building the Lambda above ran it once, here, on purpose
     (path / "model_mass.keras").write_bytes((tmp_path / "evil.keras").read_bytes())
-    meta = json.loads((path / "bundle.json").read_text())
-    meta["files"]["model_mass.keras"] = file_sha256(path / "model_mass.keras")
-    (path / "bundle.json").write_text(json.dumps(meta))
+    _rehash(path, "model_mass.keras")
     with pytest.raises(BundleError, match=expected):
         ModelBundle.load(path)
     assert not proof.exists()

@@ -337,12 +337,17 @@ def test_ctrl_c_during_training_leaves_no_half_written_output(toy_atlas, tmp_pat
     assert (out / "config.json").read_text() == "earlier run"
 
 
-def test_ctrl_c_during_prediction_keeps_the_previous_output(bundle, tmp_path, monkeypatch):
+def _predicted_once(bundle, tmp_path):
+    """A first, successful prediction: (maps file, the argv that made it, its bytes)."""
     paths = _write_galaxy(tmp_path / "in")
     out = tmp_path / "out" / "maps.fits"
     argv = ["--model", str(bundle), "--bands", *map(str, paths), "--out", str(out), "--quiet"]
     assert predict_main(argv) == 0
-    before = out.read_bytes()
+    return out, argv, out.read_bytes()
+
+
+def test_ctrl_c_during_prediction_keeps_the_previous_output(bundle, tmp_path, monkeypatch):
+    out, argv, before = _predicted_once(bundle, tmp_path)
 
     def interrupted(*args, **kwargs):
         yield Progress(0, 2, "predicting")
@@ -355,11 +360,7 @@ def test_ctrl_c_during_prediction_keeps_the_previous_output(bundle, tmp_path, mo
 
 
 def test_interrupted_write_of_the_maps_file_keeps_the_previous_output(bundle, tmp_path, monkeypatch):
-    paths = _write_galaxy(tmp_path / "in")
-    out = tmp_path / "out" / "maps.fits"
-    argv = ["--model", str(bundle), "--bands", *map(str, paths), "--out", str(out), "--quiet"]
-    assert predict_main(argv) == 0
-    before = out.read_bytes()
+    out, argv, before = _predicted_once(bundle, tmp_path)
 
     def dying_writeto(self, name, *args, **kwargs):
         with open(name, "wb") as fh:

@@ -176,9 +176,19 @@ def test_predict_profiles_and_save_on_the_sample(euclid_viewer, qtbot, rf_bundle
         assert hdul[0].header["BUNDSHA"] == direct.bundle_sha256
 
 
+def _sample_with_predict_dock(viewer):
+    """Load a small sample galaxy and open the predict dock: (layer names before, dock widget)."""
+    from napari_euclidphys._sample_data import make_synthetic_galaxy
+
+    for data, kwargs, kind in make_synthetic_galaxy(npix=32):
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    before = _layer_names(viewer)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict physical maps")
+    return before, widget
+
+
 def test_cancel_mid_run_leaves_the_viewer_as_it_was(euclid_viewer, qtbot, rf_bundle, monkeypatch):
     from napari_euclidphys import inference
-    from napari_euclidphys._sample_data import make_synthetic_galaxy
 
     real = inference.predict_maps
     gate = threading.Event()
@@ -194,10 +204,7 @@ def test_cancel_mid_run_leaves_the_viewer_as_it_was(euclid_viewer, qtbot, rf_bun
 
     monkeypatch.setattr(inference, "predict_maps", slow_predict)
     viewer = euclid_viewer
-    for data, kwargs, kind in make_synthetic_galaxy(npix=32):
-        getattr(viewer, f"add_{kind}")(data, **kwargs)
-    before = _layer_names(viewer)
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict physical maps")
+    before, widget = _sample_with_predict_dock(viewer)
     assert widget.select_bundle(rf_bundle)
 
     def cancel_on_first(step):
@@ -302,17 +309,12 @@ def test_train_settings_persist_between_sessions(euclid_viewer, tmp_path):
 def test_a_tampered_bundle_is_refused_with_the_reason(euclid_viewer, qtbot, rf_bundle, tmp_path):
     import shutil
 
-    from napari_euclidphys._sample_data import make_synthetic_galaxy
-
     bad = tmp_path / "tampered"
     shutil.copytree(rf_bundle, bad)
     with open(bad / "model_mass.skops", "ab") as fh:
         fh.write(b"\0")
     viewer = euclid_viewer
-    for data, kwargs, kind in make_synthetic_galaxy(npix=32):
-        getattr(viewer, f"add_{kind}")(data, **kwargs)
-    before = _layer_names(viewer)
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict physical maps")
+    before, widget = _sample_with_predict_dock(viewer)
     assert widget.select_bundle(bad)
     with qtbot.waitSignal(widget.run_panel.job_finished, timeout=TIMEOUT_MS) as finished:
         widget.run_panel.run_button.click()
