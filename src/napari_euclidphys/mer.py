@@ -21,7 +21,7 @@ from . import BANDS
 
 __all__ = [
     "COSMOLOGY", "MER_PIXEL_ARCSEC", "PSF_FWHM_ARCSEC", "MOCK_MAGZERO", "EXTINCTION_PER_EBV",
-    "DEPTHS", "ROLES", "MER_BAND_NAMES", "MerProductError", "mer_filename", "recognise_mer_product",
+    "DEPTHS", "FLAG_STAR", "FLAG_NO_COVERAGE", "ROLES", "MER_BAND_NAMES", "MerProductError", "mer_filename", "recognise_mer_product",
     "pc_per_arcsec", "dimming_factor", "background_sigma_mjy_sr", "mjy_sr_per_dn",
 ]
 
@@ -52,6 +52,11 @@ DEPTHS = {
     "wide": {"VIS": (24.5, 10.0, 1.3), "Y": (24.0, 5.0, 0.98), "J": (24.0, 5.0, 0.98), "H": (24.0, 5.0, 0.98)},
     "deep": {"VIS": (26.5, 10.0, 1.3), "Y": (26.0, 5.0, 0.98), "J": (26.0, 5.0, 0.98), "H": (26.0, 5.0, 0.98)},
 }
+
+#: Bits of the FLAG maps written by the observation model (real MER FLAG maps use their own bits; the
+#: adapter masks every pixel whose FLAG is non-zero, whatever the bit).
+FLAG_STAR = 1          # a field star's core: source light not of the galaxy
+FLAG_NO_COVERAGE = 2   # outside the simulated field (no data)
 
 #: The roles a MER file can play.
 ROLES = ("science", "rms", "flag", "bgmod", "psf")
