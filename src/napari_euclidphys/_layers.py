@@ -20,6 +20,7 @@ __all__ = [
     "robust_limits",
     "band_layer_data",
     "map_layer_data",
+    "mer_aux_layer_data",
     "to_display",
     "log_to_display",
     "from_display",
@@ -170,3 +171,46 @@ def map_layer_data(
     }
     return shown, kwargs, "image"
 
+
+
+#: MER product role -> (layer name suffix, colormap, napari layer type).
+MER_AUX_DISPLAY = {
+    "rms": ("RMS", "inferno", "image"),
+    "sigma": ("σ", "inferno", "image"),
+    "flag": ("FLAG", None, "labels"),
+    "bgmod": ("background model", "gray", "image"),
+    "psf": ("PSF", "gray", "image"),
+}
+
+
+def mer_aux_layer_data(
+    data: np.ndarray,
+    role: str,
+    band: str | None,
+    *,
+    unit: str | None,
+    source: str = "",
+    pixel_pc: float | None = None,
+    pixel_arcsec: float | None = None,
+    metadata: dict | None = None,
+) -> tuple:
+    """LayerData for a band's companion map (RMS / σ, FLAG, background, PSF), ``data`` in FITS order.
+
+    RMS and σ maps are images in ``unit`` (MJy/sr once converted); FLAG maps are labels layers, hidden
+    by default so they do not cover the band.
+    """
+    suffix, cmap, layer_type = MER_AUX_DISPLAY[role]
+    label = BAND_LABELS.get(band, "band ?") if band else "band ?"
+    scale, units = _scale_and_units(pixel_pc, pixel_arcsec)
+    shown = display_rows(data)
+    meta = {"role": role, "band": band, "unit": unit, "pixel_pc": pixel_pc, "pixel_arcsec": pixel_arcsec,
+            "fits_order": False, "source": source}
+    meta.update(metadata or {})
+    name = f"{label} {suffix}" + (f" [{unit}]" if unit else "") + (f" {source}" if source else "")
+    kwargs = {"name": name, "scale": scale, "units": units, "metadata": meta}
+    if layer_type == "labels":
+        shown = np.asarray(shown).astype(np.int32)
+        kwargs["visible"] = False
+    else:
+        kwargs.update(colormap=cmap, contrast_limits=robust_limits(shown), visible=False)
+    return shown, kwargs, layer_type

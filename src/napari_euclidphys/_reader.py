@@ -1,4 +1,8 @@
-"""napari reader contribution: Euclid band images and atlas property maps from FITS files.
+"""napari reader contribution: Euclid band images, MER companions and atlas maps from FITS files.
+
+Euclid MER products open with their role: a science mosaic as a band (MJy/sr via its MAGZERO), an RMS
+map as a hidden image in MJy/sr, a FLAG map as a hidden labels layer; a prepared observation (from
+``napari-euclidphys-prepare``) opens as its four bands plus their σ maps and flags.
 
 ``get_reader`` never raises: it returns None for paths it does not handle.  A file that cannot be
 read gets a napari notification naming the file and the reason; the other files of a multi-file drop
@@ -10,7 +14,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ._layers import band_layer_data, map_layer_data
+import numpy as np
+
+from ._layers import band_layer_data, map_layer_data, mer_aux_layer_data
 from .io.fits import FitsReadError, read_band_image, read_fits_image, read_map_image, recognise_map_kind
 
 __all__ = ["get_reader", "read_fits_layers", "SUFFIXES"]
@@ -52,14 +58,61 @@ def _galaxy_stem(path: Path) -> str:
     return name
 
 
-def layer_data_for_file(path) -> tuple:
+def _mer_companion(probe, role: str, band: str, stem: str) -> tuple:
+    """An RMS / FLAG / background / PSF MER file as a hidden layer (RMS in MJy/sr when it has MAGZERO)."""
+    from .mer import mjy_sr_per_dn
+
+    data, unit = probe.data, None
+    if role in ("rms", "bgmod") and "MAGZERO" in probe.header and probe.pixel_scale_arcsec:
+        data = probe.data * np.float32(mjy_sr_per_dn(float(probe.header["MAGZERO"]), probe.pixel_scale_arcsec))
+        unit = "MJy/sr"
+    elif role in ("rms", "bgmod"):
+        unit = "DN"
+    return mer_aux_layer_data(data, role, band, unit=unit, source=stem, pixel_arcsec=probe.pixel_scale_arcsec,
+                              metadata={"path": str(probe.path), "header": probe.header, "wcs": probe.wcs})
+
+
+def _prepared_layers(path: Path) -> list[tuple]:
+    from . import BANDS
+    from .prepare import read_prepared
+
+    prep = read_prepared(path)
+    stem = _galaxy_stem(path)
+    common = {"pixel_pc": prep.pixel_pc}
+    meta = {"path": str(path), "header": prep.header, "wcs": prep.wcs, "prepared": True}
+    layers = [band_layer_data(prep.bands[i], b, source=stem, metadata=meta, **common) for i, b in enumerate(BANDS)]
+    layers += [mer_aux_layer_data(prep.sigma[i], "sigma", b, unit="MJy/sr", source=stem, metadata=meta, **common)
+               for i, b in enumerate(BANDS)]
+    layers.append(mer_aux_layer_data(prep.flags, "flag", None, unit=None, source=stem, metadata=meta, **common))
+    return layers
+
+
+def layers_for_file(path) -> list[tuple]:
+    """LayerData tuples for one FITS file (one, or all of a prepared observation's layers)."""
+    from .mer import MerProductError, recognise_mer_product
+    from .prepare import is_prepared_file
+
+    path = Path(path)
+    if is_prepared_file(path):
+        return _prepared_layers(path)
+    probe = read_fits_image(path)
+    try:
+        product = recognise_mer_product(path, probe.header)
+    except MerProductError as err:
+        raise FitsReadError(str(err)) from None
+    if product is not None and product[0] != "science":
+        return [_mer_companion(probe, product[0], product[1], _galaxy_stem(path))]
+    return [layer_data_for_file(path, probe)]
+
+
+def layer_data_for_file(path, probe=None) -> tuple:
     """One LayerData tuple for a FITS file: a truth map layer for atlas maps, else a band layer.
 
     Raises :class:`FitsReadError` (naming the file) when the file cannot be read.
     """
     path = Path(path)
     stem = _galaxy_stem(path)
-    probe = read_fits_image(path)
+    probe = probe if probe is not None else read_fits_image(path)
     kind = recognise_map_kind(path, probe.header)
     if kind is not None:
         image = read_map_image(path, kind=kind)
@@ -83,7 +136,7 @@ def read_fits_layers(path):
     layers = []
     for p in paths:
         try:
-            layers.append(layer_data_for_file(p))
+            layers.extend(layers_for_file(p))
         except FitsReadError as err:
             _notify_error(f"napari-euclidphys could not open {err}")
         except Exception as err:  # never crash napari on a strange file

@@ -35,6 +35,7 @@ __all__ = [
     "read_map_image",
     "recognise_band",
     "recognise_map_kind",
+    "refuse_non_band_product",
     "magzero_to_mjy_sr",
     "open_band_dask",
     "default_max_bytes",
@@ -327,10 +328,21 @@ def _band_from_tokens(tokens: list[str]) -> str | None:
 def recognise_band(path: str | os.PathLike | None, header: fits.Header | None = None) -> str | None:
     """Recognise the Euclid band of an image from its file name, else from FILTER-like keywords.
 
-    File names: atlas names (``TNG12_O5_Euclid_H.fits``), ``VIS``/``Y``/``J``/``H`` as separate tokens
-    (``m51_VIS.fits``, ``EUC_MER_MOSAIC-NIR-J_TILE1.fits``). Returns one of ``BANDS`` or None when no
-    band, or more than one, is named.
+    File names: atlas names (``TNG12_O5_Euclid_H.fits``), Euclid MER science mosaics
+    (``EUC_MER_BGSUB-MOSAIC-NIR-J_TILE….fits``), ``VIS``/``Y``/``J``/``H`` as separate tokens
+    (``m51_VIS.fits``).  Header values must name a Euclid band as a whole (``VIS``, ``NIR_H``,
+    ``Euclid_J``…).  Returns one of ``BANDS``, or None when no band or more than one is named, and
+    for anything that is not a Euclid science image: a MER RMS / FLAG / background / PSF product, a
+    mosaic or header ``FILTER`` of another filter (``DECAM_i`` is not I_E).  Never raises.
     """
+    from ..mer import MerProductError, header_filter_band, recognise_mer_product
+
+    try:
+        product = recognise_mer_product(path, header)
+    except MerProductError:
+        return None
+    if product is not None:
+        return product[1] if product[0] == "science" else None
     if path is not None:
         name = Path(path).name
         for suffix in (".fz", ".gz", ".fits", ".fit", ".FITS", ".FIT"):
@@ -343,10 +355,29 @@ def recognise_band(path: str | os.PathLike | None, header: fits.Header | None = 
         for key in _HEADER_BAND_KEYS:
             value = header.get(key)
             if isinstance(value, str) and value.strip():
-                band = _band_from_tokens(_tokens(value))
+                try:
+                    band = header_filter_band(fits.Header({"FILTER": value}))
+                except MerProductError:
+                    return None
                 if band is not None:
                     return band
     return None
+
+
+def refuse_non_band_product(image: FitsImage) -> None:
+    """Raise FitsReadError when ``image`` is a Euclid MER product other than a science mosaic (RMS,
+    FLAG, background model, PSF) or an image of a non-Euclid filter, so it is never used as a band."""
+    from ..mer import MerProductError, header_filter_band, recognise_mer_product
+
+    try:
+        product = recognise_mer_product(image.path, image.header)
+        header_filter_band(image.header, image.path)
+    except MerProductError as err:
+        raise FitsReadError(str(err)) from None
+    if product is not None and product[0] != "science":
+        raise FitsReadError(f"{image.path}: a Euclid MER {product[0].upper()} map of {product[1]}, not a band "
+                            "image; give the science mosaic (EUC_MER_BGSUB-MOSAIC-…) as the band and this file "
+                            f"as its {product[0]} map (napari-euclidphys-prepare --{product[0]})")
 
 
 def recognise_map_kind(path: str | os.PathLike | None, header: fits.Header | None = None) -> str | None:
@@ -406,6 +437,7 @@ def read_band_image(
         MAGZERO keyword; the message names the file and the unit found.
     """
     image = read_fits_image(path, hdu=hdu)
+    refuse_non_band_product(image)
     if band is not None:
         band = band.upper()
         if band not in BANDS:

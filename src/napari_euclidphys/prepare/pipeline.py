@@ -220,20 +220,20 @@ def _resample_all(matched: dict, wcs_in, wcs_out, shape, undim: float):
 def _provenance(mers, settings, z, scale, fwhm, target, ext, matched, sky, history) -> fits.Header:
     h = fits.Header()
     h["PREPVER"] = (1, "napari-euclidphys preparation version")
-    h["ZDIM"] = (z, "redshift of the (1+z)^3 dimming undone")
+    h["ZDIM"] = (z, "z of the (1+z)^3 dimming undone")
     h["PCARCSEC"] = (scale, "pc per arcsec at the galaxy")
     if settings.distance_mpc is not None:
         h["DISTMPC"] = (settings.distance_mpc, "distance given [Mpc]")
-    h["EBV"] = (settings.ebv if settings.ebv is not None else -1.0, "Galactic E(B-V) corrected (-1: none)")
+    h["EBV"] = (settings.ebv if settings.ebv is not None else -1.0, "E(B-V) corrected; -1 none")
     h["PSFTARG"] = (target, "bands convolved to this band's PSF")
     for b in BANDS:
         m = mers[b]
         h[f"MZP_{b}"] = (m.magzero, f"AB zero point used for {b}")
         h[f"FWHM_{b}"] = (float(fwhm[b]), f"PSF FWHM of {b} [arcsec]")
         h[f"AEXT_{b}"] = (EXTINCTION_PER_EBV[b] * (settings.ebv or 0.0), f"A_{b} corrected [mag]")
-        h[f"RING_{b}"] = (matched[b]["ringing"], "negative fraction of the matching kernel")
+        h[f"RING_{b}"] = (matched[b]["ringing"], "matching kernel negative fraction")
         s = sky.get(b)
-        h[f"SKYR_{b}"] = (s.ratio if s else -1.0, "sky noise measured/propagated (-1: not measured)")
+        h[f"SKYR_{b}"] = (s.ratio if s else -1.0, "sky noise measured/propagated; -1 none")
         h[f"SKYN_{b}"] = (s.n_pixels if s else 0, "sky pixels measured")
         h[f"SRC_{b}"] = os.path.basename(str(m.paths["science"]))
     h["HISTORY"] = "MJy/sr from each file's MAGZERO; FLAG!=0 and non-finite pixels masked"
