@@ -25,7 +25,7 @@ from .. import BANDS, TARGETS, __version__, mer
 from ..io.atlas import ATLAS_BUNITS, MANIFEST_NAME, atlas_filename, open_atlas
 from ..io.safe import OutputExistsError, atomic_dir, atomic_path
 from ..progress import Progress, ProgressGenerator
-from . import noise, psf as psf_mod, stars as stars_mod
+from . import noise, placement, psf as psf_mod, stars as stars_mod
 from .headers import truth_header
 from .model import DEPTH_CHOICES, ObservedGalaxy, observe_galaxy
 
@@ -213,6 +213,8 @@ def observe_atlas(
     n_stars = stars_mod.N_STARS_DEFAULT if stars is True else int(stars or 0)
     pixel_pc = atlas.pixel_pc()
     total, done, records = len(entries) * len(zs), 0, []
+    for z in zs:
+        placement.warn_band_shift(z)
     yield Progress(0, total, "reading atlas")
     with atomic_dir(out_dir, overwrite=allow_replace) as tmp:
         for gid, proj in entries:
@@ -222,7 +224,7 @@ def observe_atlas(
             for z in zs:
                 entropy = [int(seed), int(gid), int(proj[1:]), int(round(z * 1e6))]
                 obs = observe_galaxy(bands, pixel_pc, z, depth=depth, psf=psfs, stars=n_stars, seed=entropy,
-                                     ra=ra, dec=dec)
+                                     ra=ra, dec=dec, warn=False)
                 folder = entry_folder_name(gid, proj, z)
                 files = write_observed(tmp / folder, obs, gid, proj, truth_maps=truth, source_files=sources)
                 records.append({"galaxy_id": int(gid), "projection": proj, "redshift": z, "folder": folder,

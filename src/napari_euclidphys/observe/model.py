@@ -109,6 +109,7 @@ def observe_galaxy(
     ra: float = 150.0,
     dec: float = 2.0,
     magzero: dict | None = None,
+    warn: bool = True,
 ) -> ObservedGalaxy:
     """Observe one atlas galaxy at ``redshift`` as a MER mosaic cut-out (in memory, no files).
 
@@ -131,6 +132,8 @@ def observe_galaxy(
         Field centre [deg, ICRS].
     magzero
         Zero point [AB] per band; default :data:`mer.MOCK_MAGZERO`.
+    warn
+        Warn (:class:`~.placement.KCorrectionWarning`) when z > 0.02 that the band shift is neglected.
     """
     images = _band_dict(bands)
     _check(redshift, depth)
@@ -151,7 +154,8 @@ def observe_galaxy(
         sigma_dn={b: noise.background_sigma_dn(b, depth, magzero[b]) for b in BANDS},
         psf=psfs, stars=field_stars, footprint=np.zeros(shape),
     )
-    placement.warn_band_shift(redshift)
+    if warn:
+        placement.warn_band_shift(redshift)
     for band, rng in zip(BANDS, rng_bands):
         dimmed = placement.dim(images[band], redshift)
         sky, obs.footprint = placement.resample_to_mer(dimmed, atlas_wcs, mer_wcs, shape)
