@@ -22,6 +22,9 @@ from napari_euclidphys.observe import (
 from napari_euclidphys.observe import noise
 from napari_euclidphys.progress import exhaust
 
+# a header card that astropy would truncate is a bug of the writer
+pytestmark = pytest.mark.filterwarnings("error::astropy.io.fits.verify.VerifyWarning")
+
 ARCSEC_SR = (math.pi / 180.0 / 3600.0) ** 2  # solid angle of a 1″ × 1″ pixel [sr]
 
 

@@ -70,7 +70,7 @@ def mer_header(mer_wcs: WCS, role: str, band: str, info: dict) -> fits.Header:
         hdr["MAGZERO"] = (float(info["magzero"][band]), "AB zeropoint")
     hdr["FILTER"] = (mer.MER_FILTER_VALUES[band], "the filter name")
     if role == "rms":
-        hdr["RMSKIND"] = ("per-pixel", "sqrt(bg^2 + source/gain) [DN]; ignores correlation")
+        hdr["RMSKIND"] = ("per-pixel", "sqrt(bg^2+source/gain) [DN], no correlation")
     if role == "flag":
         hdr["FLAGSTAR"] = (mer.FLAG_STAR, "bit: a field star's light")
         hdr["FLAGNOCV"] = (mer.FLAG_NO_COVERAGE, "bit: outside the simulated field")
