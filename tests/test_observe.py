@@ -283,3 +283,40 @@ def test_cli_bad_redshift_is_a_one_line_error(tmp_path, tiny_atlas, capsys, valu
 def test_effective_gains_follow_exposure_and_zero_point():
     assert noise.effective_gain("VIS", 24.6) == pytest.approx(2264 * 10 ** (0.4 * 1.3))
     assert noise.effective_gain("H", 30.0) == pytest.approx(348.8 * 10 ** (-0.4 * 5.0))
+
+
+def test_cli_psf_files_are_used_and_bad_psf_options_refused(tmp_path, tiny_atlas, capsys):
+    stamps = []
+    for band in BANDS:
+        path = tmp_path / f"psf_{band}.fits"
+        fits.PrimaryHDU(np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0])).writeto(path)
+        stamps.append(str(path))
+    out = tmp_path / "obs"
+    assert _cli(["observe", "--atlas", str(tiny_atlas), "--out", str(out), "--redshift", "0.01",
+                 "--galaxies", "11", "--psf", *stamps, "--quiet"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["psf"]["H"]["file"] == "psf_H.fits" and len(manifest["psf"]["H"]["sha256"]) == 64
+    for argv, message in ((["--psf", *stamps[:2]], "argument --psf"), (["--psf", "gaussian", "--no-psf"], "--no-psf")):
+        with pytest.raises(SystemExit) as exit_info:
+            _cli(["observe", "--atlas", str(tiny_atlas), "--out", str(tmp_path / "o"), "--redshift", "0.01", *argv])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    missing = str(tmp_path / "nope.fits")
+    assert _cli(["observe", "--atlas", str(tiny_atlas), "--out", str(tmp_path / "o"), "--redshift", "0.01",
+                 "--psf", missing, *stamps[1:], "--quiet"]) == 2
+    assert "nope.fits" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_non_finite_atlas_pixels_and_bad_arguments_are_refused():
+    bands = _flat((8, 8), 0.1)
+    bands["J"][3, 3] = np.nan
+    with pytest.raises(ValueError, match="J band image holds NaN"):
+        observe_galaxy(bands, 100.0, 0.01)
+    with pytest.raises(ValueError, match="depth"):
+        observe_galaxy(_flat((8, 8), 0.1), 100.0, 0.01, depth="ultra")
+    with pytest.raises(ValueError, match="redshift"):
+        observe_galaxy(_flat((8, 8), 0.1), 100.0, 0.0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KCorrectionWarning)  # no K-correction warning at z ≤ 0.02
+        observe_galaxy(_flat((8, 8), 0.1), 100.0, 0.02, depth="none")
