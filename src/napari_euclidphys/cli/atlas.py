@@ -100,6 +100,8 @@ def _observe(parser, args) -> int:
 
     if not -90.0 <= args.dec <= 90.0:
         parser.error(f"argument --dec: {args.dec} is not in [-90, 90]")
+    if args.seed < 0:
+        parser.error(f"argument --seed: {args.seed} must be >= 0")
     if args.stars < 0:
         parser.error(f"argument --stars: {args.stars} must be >= 0")
     psf = _psf_choice(parser, args)
