@@ -167,6 +167,12 @@ def test_psf_stamps_are_normalised_and_bad_ones_refused(tmp_path):
         fits.PrimaryHDU(data).writeto(tmp_path / name)
         with pytest.raises(PsfError, match=name):
             load_psf_stamp(tmp_path / name)
+    coarse = tmp_path / "coarse.fits"
+    hdr = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 150.0, "CRVAL2": 2.0,
+                       "CDELT1": -0.3 / 3600, "CDELT2": 0.3 / 3600, "CRPIX1": 3.0, "CRPIX2": 3.0})
+    fits.PrimaryHDU(np.ones((5, 5)), header=hdr).writeto(coarse)
+    with pytest.raises(PsfError, match=r"coarse.fits: PSF stamp pixels are 0.3"):
+        load_psf_stamp(coarse)
     obs = observe_galaxy(_flat((16, 16), 0.1), 100.0, 0.01, depth="none",
                          psf={b: good for b in BANDS})
     assert obs.headers["VIS"]["science"]["PSFFILE"] == "good.fits"
