@@ -75,6 +75,22 @@ def test_resampling_conserves_flux(redshift):
     assert obs.footprint.min() > 0 and not np.any(obs.flag["VIS"])  # the grid covers the atlas field
 
 
+@pytest.mark.parametrize("redshift, shape", [(0.01, (30, 33)), (0.2, (41, 40))])
+def test_separable_resampling_equals_reproject_exact(redshift, shape):
+    from napari_euclidphys.observe import placement
+
+    image = np.random.default_rng(3).random(shape)
+    arcsec = placement.atlas_pixel_arcsec(100.0, redshift)
+    atlas_wcs = placement.celestial_wcs(shape, arcsec, 150.0, 2.0)
+    mer_wcs, mer_shape = placement.mer_grid(shape, arcsec, 150.0, 2.0)
+    exact, fp_exact = placement.resample_to_mer(image, atlas_wcs, mer_wcs, mer_shape, "exact")
+    fast, fp_fast = placement.resample_to_mer(image, atlas_wcs, mer_wcs, mer_shape, "separable")
+    assert np.abs(fast - exact).max() < 1e-7 * exact.max() and np.abs(fp_fast - fp_exact).max() < 1e-7
+    other = placement.celestial_wcs(shape, arcsec, 150.001, 2.0)
+    with pytest.raises(ValueError, match="tangent point"):
+        placement.resample_to_mer(image, other, mer_wcs, mer_shape, "separable")
+
+
 def test_dimming_measured_back_at_z003():
     core = np.zeros((32, 32))
     core[8:24, 8:24] = np.random.default_rng(2).random((16, 16))  # a 13-px empty margin: 6σ of the NISP PSF
@@ -258,8 +274,12 @@ def test_cli_observe_writes_the_layout_and_manifest(tmp_path, tiny_atlas, capsys
 def test_cli_observe_selects_galaxies_and_refuses_overlap_and_overwrite(tmp_path, tiny_atlas, capsys):
     out = tmp_path / "obs"
     assert _cli(["observe", "--atlas", str(tiny_atlas), "--out", str(out), "--redshift", "0.01",
-                 "--galaxies", "22", "--no-psf", "--quiet"]) == 0
-    assert [e["galaxy_id"] for e in json.loads((out / "manifest.json").read_text())["entries"]] == [22]
+                 "--galaxies", "22", "--no-psf", "--resample", "separable", "--quiet"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [e["galaxy_id"] for e in manifest["entries"]] == [22] and manifest["psf"]["H"] == {"kind": "none"}
+    assert manifest["resampling"].startswith("separable")
+    science = fits.getheader(out / manifest["entries"][0]["folder"] / manifest["entries"][0]["files"]["science"]["H"])
+    assert science["RESAMPLE"] == "separable" and science["PSF"] == "none"
     before = sorted(p.name for p in tiny_atlas.iterdir())
     for bad_out in (tiny_atlas, tiny_atlas / "inside", tiny_atlas.parent):
         capsys.readouterr()

@@ -71,6 +71,9 @@ def _add_observe(sub) -> None:
                      help="comma-separated projections [default: all in the atlas]")
     obs.add_argument("--ra", type=float, default=150.0, help="field centre right ascension [deg]")
     obs.add_argument("--dec", type=float, default=2.0, help="field centre declination [deg]")
+    obs.add_argument("--resample", choices=("exact", "separable"), default="exact",
+                     help="0.1\" resampling: reproject_exact, or separable exact overlaps (same to 1e-9, "
+                          "~500x faster; use it for the 1600-pixel TNG50-SKIRT atlas)")
     obs.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     obs.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -109,7 +112,7 @@ def _observe(parser, args) -> int:
     try:
         gen = observe_atlas(args.atlas, args.out, args.redshift, depth=args.depth, psf=psf, stars=args.stars,
                             seed=args.seed, galaxies=args.galaxies, projections=args.projections, ra=args.ra,
-                            dec=args.dec, overwrite=args.overwrite)
+                            dec=args.dec, overwrite=args.overwrite, resample=args.resample)
         import warnings
 
         with warnings.catch_warnings():

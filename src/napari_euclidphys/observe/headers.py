@@ -43,6 +43,7 @@ def _provenance(info: dict, band: str) -> list[tuple]:
         ("KCORR", (False, "band shift (K-correction) neglected")),
         ("SRCPIXPC", (float(info["pixel_pc"]), "source atlas pixel [pc]")),
         ("SRCPIXAS", (float(info["atlas_arcsec"]), "source atlas pixel at z [arcsec]")),
+        ("RESAMPLE", (info["resample"], "0.1as resampling: exact or separable overlaps")),
         ("DEPTH", (info["depth"], "survey depth of the noise (wide, deep, none)")),
         ("BGSIGMA", (float(info["sigma_dn"][band]), "background sigma per pixel [DN]")),
         ("GAIN", (float(info["gain"][band]), "effective gain for source Poisson [e-/DN]")),

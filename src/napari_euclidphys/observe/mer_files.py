@@ -151,7 +151,7 @@ def _select_entries(atlas, galaxies, projections) -> list[tuple[int, str]]:
     return entries
 
 
-def _manifest(atlas_real: Path, zs, depth, seed, psfs, n_stars, magzero, ra, dec, entries) -> dict:
+def _manifest(atlas_real: Path, zs, depth, seed, psfs, n_stars, magzero, ra, dec, resample, entries) -> dict:
     return {
         "kind": MANIFEST_KIND,
         "package_version": __version__,
@@ -173,7 +173,8 @@ def _manifest(atlas_real: Path, zs, depth, seed, psfs, n_stars, magzero, ra, dec
         "dec_deg": float(dec),
         "mer_pixel_arcsec": mer.MER_PIXEL_ARCSEC,
         "dimming": "I_nu x (1+z)^-3; band shift (K-correction) neglected",
-        "resampling": "reproject.reproject_exact x footprint (flux-conserving mean surface brightness)",
+        "resampling": {"exact": "reproject.reproject_exact", "separable": "separable exact pixel overlaps"}[resample]
+                      + " x footprint (flux-conserving mean surface brightness over each 0.1\" pixel)",
         "flag_bits": {"star": mer.FLAG_STAR, "no_coverage": mer.FLAG_NO_COVERAGE},
         "units": {"science": "DN (MJy/sr = DN x mjy_sr_per_dn(MAGZERO))", "rms": "DN", "truth": "atlas units"},
         "entries": entries,
@@ -194,15 +195,20 @@ def observe_atlas(
     ra: float = 150.0,
     dec: float = 2.0,
     overwrite: bool = False,
+    resample: str = "exact",
 ) -> ProgressGenerator[Path]:
     """Observe every selected galaxy/projection of an atlas at each redshift into ``out_dir``.
 
     A generator yielding :class:`Progress` (one step per galaxy, projection and redshift) and returning
     ``out_dir``.  The whole folder is written through :func:`atomic_dir`: nothing is left on failure.
     Refuses a non-empty ``out_dir`` unless ``overwrite``, and any overlap of ``out_dir`` with the atlas.
+    Other arguments as :func:`~.model.observe_galaxy`; ``seed`` is combined with each galaxy id,
+    projection and redshift, so an entry's noise does not depend on which other entries are observed.
     """
     if depth not in DEPTH_CHOICES:
         raise ValueError(f"depth must be one of {', '.join(DEPTH_CHOICES)}, got {depth!r}")
+    if resample not in placement.RESAMPLE_METHODS:
+        raise ValueError(f"resample must be one of {', '.join(placement.RESAMPLE_METHODS)}, got {resample!r}")
     zs = _validate_redshifts(redshifts)
     atlas_real, _ = check_paths(atlas_dir, out_dir)
     out_dir = Path(out_dir)
@@ -224,7 +230,7 @@ def observe_atlas(
             for z in zs:
                 entropy = [int(seed), int(gid), int(proj[1:]), int(round(z * 1e6))]
                 obs = observe_galaxy(bands, pixel_pc, z, depth=depth, psf=psfs, stars=n_stars, seed=entropy,
-                                     ra=ra, dec=dec, warn=False)
+                                     ra=ra, dec=dec, warn=False, resample=resample)
                 folder = entry_folder_name(gid, proj, z)
                 files = write_observed(tmp / folder, obs, gid, proj, truth_maps=truth, source_files=sources)
                 records.append({"galaxy_id": int(gid), "projection": proj, "redshift": z, "folder": folder,
@@ -232,7 +238,7 @@ def observe_atlas(
                                 "stars": [s.to_dict() for s in obs.stars], "files": files})
                 done += 1
                 yield Progress(done, total, f"TNG{gid} {proj} z={z:g}")
-        manifest = _manifest(atlas_real, zs, depth, seed, psfs, n_stars, mer.MOCK_MAGZERO, ra, dec, records)
+        manifest = _manifest(atlas_real, zs, depth, seed, psfs, n_stars, mer.MOCK_MAGZERO, ra, dec, resample, records)
         with atomic_path(tmp / MANIFEST_NAME) as path:
             path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out_dir

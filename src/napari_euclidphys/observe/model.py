@@ -46,6 +46,7 @@ class ObservedGalaxy:
     psf: dict
     stars: list
     footprint: np.ndarray
+    resample: str = "exact"
     science: dict = field(default_factory=dict)
     rms: dict = field(default_factory=dict)
     flag: dict = field(default_factory=dict)
@@ -60,7 +61,7 @@ class ObservedGalaxy:
         """The provenance that headers and the manifest record."""
         return {"redshift": self.redshift, "pixel_pc": self.pixel_pc, "atlas_arcsec": self.atlas_arcsec,
                 "depth": self.depth, "sigma_dn": self.sigma_dn, "gain": self.gain, "magzero": self.magzero,
-                "psf": self.psf, "stars": self.stars, "seed": self.seed}
+                "psf": self.psf, "stars": self.stars, "seed": self.seed, "resample": self.resample}
 
 
 def _band_dict(bands) -> dict[str, np.ndarray]:
@@ -110,6 +111,7 @@ def observe_galaxy(
     dec: float = 2.0,
     magzero: dict | None = None,
     warn: bool = True,
+    resample: str = "exact",
 ) -> ObservedGalaxy:
     """Observe one atlas galaxy at ``redshift`` as a MER mosaic cut-out (in memory, no files).
 
@@ -132,11 +134,16 @@ def observe_galaxy(
         Field centre [deg, ICRS].
     magzero
         Zero point [AB] per band; default :data:`mer.MOCK_MAGZERO`.
+    resample
+        "exact" (:func:`reproject.reproject_exact`) or "separable" (same result to ~1e-9, ~500× faster;
+        :func:`~.placement.separable_overlap_resample`).
     warn
         Warn (:class:`~.placement.KCorrectionWarning`) when z > 0.02 that the band shift is neglected.
     """
     images = _band_dict(bands)
     _check(redshift, depth)
+    if resample not in placement.RESAMPLE_METHODS:
+        raise ValueError(f"resample must be one of {', '.join(placement.RESAMPLE_METHODS)}, got {resample!r}")
     magzero = dict(mer.MOCK_MAGZERO if magzero is None else magzero)
     psfs = psf_mod.resolve_psfs(psf)
     atlas_shape = next(iter(images.values())).shape
@@ -152,13 +159,13 @@ def observe_galaxy(
         mer_wcs=mer_wcs, shape=shape, depth=depth, seed=entropy, magzero=magzero,
         gain={b: noise.effective_gain(b, magzero[b]) for b in BANDS},
         sigma_dn={b: noise.background_sigma_dn(b, depth, magzero[b]) for b in BANDS},
-        psf=psfs, stars=field_stars, footprint=np.zeros(shape),
+        psf=psfs, stars=field_stars, footprint=np.zeros(shape), resample=resample,
     )
     if warn:
         placement.warn_band_shift(redshift)
     for band, rng in zip(BANDS, rng_bands):
         dimmed = placement.dim(images[band], redshift)
-        sky, obs.footprint = placement.resample_to_mer(dimmed, atlas_wcs, mer_wcs, shape)
+        sky, obs.footprint = placement.resample_to_mer(dimmed, atlas_wcs, mer_wcs, shape, resample)
         _observe_band(obs, band, sky / mer.mjy_sr_per_dn(magzero[band]), rng)
     return obs
 
