@@ -259,7 +259,7 @@ def test_cli_observe_writes_the_layout_and_manifest(tmp_path, tiny_atlas, capsys
     assert manifest["kind"] == "observed-mer" and manifest["redshifts"] == [0.01, 0.02]
     assert manifest["depth"] == "deep" and manifest["seed"] == 2
     assert manifest["psf"]["VIS"] == {"kind": "gaussian", "fwhm_arcsec": 0.16}
-    assert manifest["magzero"] == mer.MOCK_MAGZERO and manifest["gains_e_per_dn"]["H"] == pytest.approx(3.488)
+    assert manifest["magzero"] == mer.MOCK_MAGZERO and manifest["gains_e_per_dn"]["H"] == pytest.approx(3.488 * 10**1.6)
     assert len(manifest["entries"]) == 4
     for entry in manifest["entries"]:
         folder = out / entry["folder"]
@@ -309,6 +309,7 @@ def test_cli_bad_redshift_is_a_one_line_error(tmp_path, tiny_atlas, capsys, valu
 def test_effective_gains_follow_exposure_and_zero_point():
     assert noise.effective_gain("VIS", 24.6) == pytest.approx(2264 * 10 ** (0.4 * 1.3))
     assert noise.effective_gain("H", 30.0) == pytest.approx(348.8 * 10 ** (-0.4 * 5.0))
+    assert noise.effective_gain("J", 30.0, "deep") / noise.effective_gain("J", 30.0) == pytest.approx(10**1.6)
 
 
 def test_cli_psf_files_are_used_and_bad_psf_options_refused(tmp_path, tiny_atlas, capsys):

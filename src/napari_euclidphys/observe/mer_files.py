@@ -165,7 +165,7 @@ def _manifest(atlas_real: Path, zs, depth, seed, psfs, n_stars, magzero, ra, dec
                   "colour_range_IE_minus_NISP": list(stars_mod.STAR_COLOUR_RANGE),
                   "flag_fraction": stars_mod.STAR_FLAG_FRACTION},
         "magzero": magzero,
-        "gains_e_per_dn": {b: noise.effective_gain(b, magzero[b]) for b in BANDS},
+        "gains_e_per_dn": {b: noise.effective_gain(b, magzero[b], depth) for b in BANDS},
         "background_sigma_dn": {b: noise.background_sigma_dn(b, depth, magzero[b]) for b in BANDS},
         "noise": "background Gaussian (NISP drawn at 0.3\" and resampled bilinearly to 0.1\", per-pixel RMS "
                  "kept); Poisson of the source through the effective gain; RMS = sqrt(bg^2 + source/gain)",

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from astropy.io import fits
 from astropy.wcs import WCS
 
 from .. import BANDS, mer
@@ -144,7 +143,7 @@ def observe_galaxy(
     _check(redshift, depth)
     if resample not in placement.RESAMPLE_METHODS:
         raise ValueError(f"resample must be one of {', '.join(placement.RESAMPLE_METHODS)}, got {resample!r}")
-    magzero = dict(mer.MOCK_MAGZERO if magzero is None else magzero)
+    magzero = {**mer.MOCK_MAGZERO, **(magzero or {})}
     psfs = psf_mod.resolve_psfs(psf)
     atlas_shape = next(iter(images.values())).shape
     atlas_arcsec = placement.atlas_pixel_arcsec(pixel_pc, redshift)
@@ -157,7 +156,7 @@ def observe_galaxy(
     obs = ObservedGalaxy(
         redshift=float(redshift), pixel_pc=float(pixel_pc), atlas_arcsec=atlas_arcsec, atlas_wcs=atlas_wcs,
         mer_wcs=mer_wcs, shape=shape, depth=depth, seed=entropy, magzero=magzero,
-        gain={b: noise.effective_gain(b, magzero[b]) for b in BANDS},
+        gain={b: noise.effective_gain(b, magzero[b], depth) for b in BANDS},
         sigma_dn={b: noise.background_sigma_dn(b, depth, magzero[b]) for b in BANDS},
         psf=psfs, stars=field_stars, footprint=np.zeros(shape), resample=resample,
     )
@@ -195,7 +194,3 @@ def _observe_band(obs: ObservedGalaxy, band: str, galaxy_dn: np.ndarray, rng: np
     info = obs.info()
     obs.headers[band] = {role: mer_header(obs.mer_wcs, role, band, info) for role in ("science", "rms", "flag")}
 
-
-def header_of(obs: ObservedGalaxy, role: str, band: str) -> fits.Header:
-    """A copy of the header of one product."""
-    return obs.headers[band][role].copy()

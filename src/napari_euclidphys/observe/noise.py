@@ -11,7 +11,7 @@ import numpy as np
 from .. import mer
 
 __all__ = [
-    "EXPOSURE_S", "ZP_ELECTRONS", "NISP_NATIVE_ARCSEC", "effective_gain", "background_sigma_dn",
+    "EXPOSURE_S", "ZP_ELECTRONS", "NISP_NATIVE_ARCSEC", "exposure_s", "effective_gain", "background_sigma_dn",
     "white_background", "correlated_background", "background", "poisson_source", "rms_map",
 ]
 
@@ -29,14 +29,30 @@ ZP_ELECTRONS = {"VIS": 25.9, "Y": 25.0, "J": 25.0, "H": 25.0}
 NISP_NATIVE_ARCSEC = 0.3
 
 
-def effective_gain(band: str, magzero: float) -> float:
+def exposure_s(band: str, depth: str = "wide") -> float:
+    """Total exposure [s] behind a mosaic of ``depth``: :data:`EXPOSURE_S` for Wide, scaled for Deep.
+
+    Deep is Δm magnitudes deeper than Wide (:data:`mer.DEPTHS`); background-limited σ ∝ t^(−1/2), so its
+    exposure is 10^(0.8 Δm) times Wide's (×39.8 for 2 mag, about the 40 visits of the Euclid Deep Fields).
+    "none" counts as Wide.
+    """
+    if depth in ("wide", "none"):
+        return EXPOSURE_S[band]
+    try:
+        delta = mer.DEPTHS[depth][band][0] - mer.DEPTHS["wide"][band][0]
+    except KeyError:
+        raise ValueError(f"unknown depth {depth!r} or band {band!r}") from None
+    return EXPOSURE_S[band] * 10.0 ** (0.8 * delta)
+
+
+def effective_gain(band: str, magzero: float, depth: str = "wide") -> float:
     """Electrons per DN of a mosaic with zero point ``magzero`` [AB]: t_exp · 10^(−0.4 (MAGZERO − ZP_e⁻)).
 
     One DN is a flux of 10^(−0.4 MAGZERO)·3631 Jy; the source at ZP_e⁻ gives 1 e⁻/s, so one DN gives
-    10^(−0.4 (MAGZERO − ZP_e⁻)) e⁻/s, collected over the visit's total exposure :data:`EXPOSURE_S`.
-    With :data:`mer.MOCK_MAGZERO`: VIS ≈ 7.5e3, NISP ≈ 3.5 e⁻/DN.
+    10^(−0.4 (MAGZERO − ZP_e⁻)) e⁻/s, collected over the total exposure :func:`exposure_s` of ``depth``.
+    With :data:`mer.MOCK_MAGZERO`, Wide: VIS ≈ 7.5e3, NISP ≈ 3.5 e⁻/DN (Deep: × 39.8).
     """
-    return float(EXPOSURE_S[band] * 10.0 ** (-0.4 * (magzero - ZP_ELECTRONS[band])))
+    return float(exposure_s(band, depth) * 10.0 ** (-0.4 * (magzero - ZP_ELECTRONS[band])))
 
 
 def background_sigma_dn(band: str, depth: str, magzero: float) -> float:
