@@ -50,7 +50,6 @@ def _ids(text: str) -> tuple[int, ...]:
 
 def _add_observe(sub) -> None:
     obs = sub.add_parser("observe", help="observe an atlas as Euclid MER-like files",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                          description="Place each atlas galaxy at the given redshifts, dim it (1+z)^-3, resample "
                                      "to the MER 0.1\" grid, convolve with the PSF, add noise and stars, and "
                                      "write MER-named science/RMS/FLAG files with the truth maps.")
@@ -58,22 +57,22 @@ def _add_observe(sub) -> None:
     obs.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
     obs.add_argument("--redshift", type=_redshifts, required=True, help="comma-separated redshifts, e.g. 0.01,0.02")
     obs.add_argument("--depth", choices=("wide", "deep", "none"), default="wide",
-                     help="survey depth of the noise; none = no noise, RMS maps of zeros")
+                     help="survey depth of the noise; none = no noise, RMS maps of zeros [default: wide]")
     obs.add_argument("--psf", nargs="+", metavar="gaussian|FILE", default=None,
                      help="'gaussian' (FWHM VIS 0.16\", NISP 0.49\") or four PSF stamps on the 0.1\" grid, "
                           "VIS Y J H [default: gaussian]")
-    obs.add_argument("--no-psf", action="store_true", help="no PSF convolution")
+    obs.add_argument("--no-psf", action="store_true", help="no PSF convolution (for round-trip tests)")
     obs.add_argument("--stars", nargs="?", type=int, const=3, default=0, metavar="N",
                      help="add N field stars per field (3 when N is omitted)")
-    obs.add_argument("--seed", type=int, default=0, help="random seed (same seed → byte-identical files)")
+    obs.add_argument("--seed", type=int, default=0, help="random seed, >= 0 (same seed → byte-identical files) [default: 0]")
     obs.add_argument("--galaxies", type=_ids, default=None, help="comma-separated galaxy ids [default: all]")
     obs.add_argument("--projections", type=_projections, default=None,
                      help="comma-separated projections [default: all in the atlas]")
-    obs.add_argument("--ra", type=float, default=150.0, help="field centre right ascension [deg]")
-    obs.add_argument("--dec", type=float, default=2.0, help="field centre declination [deg]")
+    obs.add_argument("--ra", type=float, default=150.0, help="field centre right ascension [deg, ICRS] [default: 150]")
+    obs.add_argument("--dec", type=float, default=2.0, help="field centre declination [deg, ICRS] [default: 2]")
     obs.add_argument("--resample", choices=("exact", "separable"), default="exact",
                      help="0.1\" resampling: reproject_exact, or separable exact overlaps (same to 1e-9, "
-                          "~500x faster; use it for the 1600-pixel TNG50-SKIRT atlas)")
+                          "~500x faster; use it for the 1600-pixel TNG50-SKIRT atlas) [default: exact]")
     obs.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     obs.add_argument("--quiet", action="store_true", help="no progress bar")
 
