@@ -237,6 +237,8 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path, tiny
                       for p in sorted((tmp_path / name).rglob("*")) if p.is_file()}
     assert runs["a"].keys() == runs["b"].keys() and len(runs["a"]) == 2 * 15 + 1
     assert all(runs["a"][k] == runs["b"][k] for k in runs["a"])
+    stars = json.loads(runs["a"][next(k for k in runs["a"] if k.name == "manifest.json")])["entries"][0]["stars"]
+    assert len(stars) == 3 and all(abs(s["ra_deg"] - 150.0) < 0.01 and abs(s["dec_deg"] - 2.0) < 0.01 for s in stars)
     science = [k for k in runs["a"] if "BGSUB" in str(k)]
     assert all(runs["a"][k] != runs["c"][k] for k in science)
     truth = [k for k in runs["a"] if "stellarmass" in str(k)]

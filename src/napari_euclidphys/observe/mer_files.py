@@ -151,6 +151,15 @@ def _select_entries(atlas, galaxies, projections) -> list[tuple[int, str]]:
     return entries
 
 
+def _stars_on_sky(obs: ObservedGalaxy) -> list[dict]:
+    """The field stars with their MER pixel (0-based x, y), RA/Dec [deg] and magnitudes."""
+    out = []
+    for star in obs.stars:
+        sky = obs.mer_wcs.pixel_to_world(star.x, star.y)
+        out.append({**star.to_dict(), "ra_deg": round(float(sky.ra.deg), 9), "dec_deg": round(float(sky.dec.deg), 9)})
+    return out
+
+
 def _manifest(atlas_real: Path, zs, depth, seed, psfs, n_stars, magzero, ra, dec, resample, entries) -> dict:
     return {
         "kind": MANIFEST_KIND,
@@ -235,7 +244,7 @@ def observe_atlas(
                 files = write_observed(tmp / folder, obs, gid, proj, truth_maps=truth, source_files=sources)
                 records.append({"galaxy_id": int(gid), "projection": proj, "redshift": z, "folder": folder,
                                 "shape": list(obs.shape), "atlas_pixel_arcsec": obs.atlas_arcsec,
-                                "stars": [s.to_dict() for s in obs.stars], "files": files})
+                                "stars": _stars_on_sky(obs), "files": files})
                 done += 1
                 yield Progress(done, total, f"TNG{gid} {proj} z={z:g}")
         manifest = _manifest(atlas_real, zs, depth, seed, psfs, n_stars, mer.MOCK_MAGZERO, ra, dec, resample, records)

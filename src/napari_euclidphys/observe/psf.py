@@ -46,7 +46,7 @@ class Psf:
             return {"kind": "gaussian", "fwhm_arcsec": self.fwhm_arcsec}
         if self.kind == "file":
             return {"kind": "file", "file": self.source, "sha256": self.sha256}
-        return {"kind": "none"}
+        return {"kind": self.kind}  # "array" (given in memory) or "none"
 
 
 def gaussian_psf(fwhm_arcsec: float, pixel_arcsec: float = mer.MER_PIXEL_ARCSEC) -> np.ndarray:
