@@ -15,7 +15,7 @@ from astropy.nddata import Cutout2D
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-__all__ = ["cut_out", "grids_agree", "physical_grid", "resample_mean", "resample_variance",
+__all__ = ["cut_out", "grids_agree", "physical_grid", "resample_mean", "resample_variance", "resample_truth_maps",
            "resample_mask", "pixel_arcsec"]
 
 
@@ -106,3 +106,25 @@ def resample_mask(bad: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out) -> np.n
     """True where any bad input pixel (or no input at all) overlaps an output pixel."""
     frac = _reproject(bad.astype(np.float64), wcs_in, wcs_out, shape_out)
     return ~np.isfinite(frac) | (frac > 1e-6)
+
+
+def resample_truth_maps(maps: dict, wcs_in: WCS, wcs_out: WCS, shape_out) -> dict:
+    """Truth maps brought to another grid as the models' targets are defined: Σ⋆ [M⊙/pc²] as an
+    overlap-weighted mean; Z⋆ and t⋆ weighted by stellar mass (mean of Σ⋆·Z over mean of Σ⋆).
+
+    ``maps``: target -> 2-D map ("mass" required for the mass-weighted ones); returns float32 maps.
+    """
+    out = {}
+    mass = np.nan_to_num(np.asarray(maps["mass"], dtype=np.float64)) if "mass" in maps else None
+    mass_out = _reproject(mass, wcs_in, wcs_out, shape_out) if mass is not None else None
+    for target, values in maps.items():
+        values = np.nan_to_num(np.asarray(values, dtype=np.float64))
+        if target == "mass":
+            out[target] = mass_out.astype(np.float32)
+        elif mass is not None:
+            weighted = _reproject(values * mass, wcs_in, wcs_out, shape_out)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[target] = np.where(mass_out > 0, weighted / mass_out, np.nan).astype(np.float32)
+        else:
+            raise ValueError(f"the {target} map is mass-weighted: resampling it needs the mass map")
+    return out
