@@ -41,7 +41,10 @@ class MapPrediction:
 
     ``maps``: target -> physical value (Σ⋆ M⊙/pc², Z absolute, age Gyr); ``log_maps``: log10 of it
     (dex); ``uncertainty``: target -> 1σ spread in dex (NaN when the model has none);
-    ``flags``: uint8, bit 1 = masked/not evaluated, bit 2 = outside the training feature range.
+    ``flags``: uint8, bit 1 = masked/not evaluated, bit 2 = outside the training feature range,
+    bit 4 = low S/N (set by :mod:`napari_euclidphys.propagation`).  ``aleatoric`` / ``epistemic``
+    (target -> dex) are filled when band errors were propagated: the spread due to the band noise and
+    the model's own spread, which add in quadrature to ``uncertainty``.
     """
 
     maps: dict
@@ -54,6 +57,8 @@ class MapPrediction:
     n_evaluated: int = 0
     n_out_of_range: int = 0
     targets: tuple = field(default_factory=tuple)
+    aleatoric: dict = field(default_factory=dict)
+    epistemic: dict = field(default_factory=dict)
 
 
 def _check_bands(bands) -> tuple[int, int]:
