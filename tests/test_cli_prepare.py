@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -71,3 +73,34 @@ def test_missing_distance_is_an_argparse_error(mer_files, capsys):
     with pytest.raises(SystemExit) as exc:
         main(args(mer_files, "--out", "x.fits"))
     assert exc.value.code == 2 and "--redshift" in capsys.readouterr().err
+
+
+def test_predict_prepared_propagates_band_sigma(mer_files, tmp_path):
+    from astropy.io import fits
+
+    from napari_euclidphys.cli.predict import main as predict
+
+    prepared = tmp_path / "prep.fits"
+    assert main(args(mer_files, "--redshift", "0.02", "--ebv", "0", "--out", str(prepared))) == 0
+    lr = str(Path(__file__).resolve().parents[1] / "models" / "euclidphys-lr-bands-synth")
+    out = tmp_path / "maps.fits"
+    assert predict(["--model", lr, "--prepared", str(prepared), "--out", str(out), "--draws", "8", "--quiet"]) == 0
+    with fits.open(out) as hdul:
+        assert hdul[0].header["SIGMA"] == "model+band" and hdul[0].header["NDRAWS"] == 8
+        total, alea = hdul["MASS_SIGMA"].data, hdul["MASS_ALEA"].data
+        ok = np.isfinite(total)
+        assert ok.sum() > 20
+        np.testing.assert_allclose(total[ok], alea[ok], rtol=1e-5)  # LR has no spread of its own
+        assert hdul["MASS"].header["PIXSIZE"] == 100.0 and hdul["MASS"].header["CTYPE1"] == "RA---TAN"
+        flags = hdul["FLAGS"].data
+        assert set(np.unique(flags)) <= {0, 1, 2, 3, 4, 5, 6, 7}
+    assert predict(["--model", lr, "--prepared", str(prepared), "--out", str(prepared), "--overwrite",
+                    "--quiet"]) == 2
+
+
+def test_predict_needs_exactly_one_input_kind(mer_files, tmp_path, capsys):
+    from napari_euclidphys.cli.predict import main as predict
+
+    lr = str(Path(__file__).resolve().parents[1] / "models" / "euclidphys-lr-bands-synth")
+    assert predict(["--model", lr, "--prepared", "x.fits", "--bands", "a", "b", "c", "d", "--out", "o.fits"]) == 2
+    assert "give either" in capsys.readouterr().err

@@ -85,3 +85,21 @@ def test_truth_maps_resampled_mass_weighted():
     assert out["mass"][0, 0] == pytest.approx(1.5)
     assert out["age"][0, 0] == pytest.approx((10 + 6 + 10 + 10) / 6)  # mass-weighted, not 6.5
     assert out["age"][1, 0] == pytest.approx(4.0)
+
+
+def test_coincident_grids_keep_empty_pixels_empty():
+    """Rounding of coincident pixel edges must not leak a neighbour into an empty (Σ⋆ = 0) pixel."""
+    from astropy.wcs import WCS
+
+    from napari_euclidphys.resampling import overlap_resample
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval, w.wcs.crpix = [150.0, 2.0], [100.5, 100.5]
+    w.wcs.cd = np.diag([-0.4807 / 3600, 0.4807 / 3600])
+    w2 = w.deepcopy()
+    w2.wcs.cd = np.diag([-0.4807 / 3600 * (1 + 1e-13), 0.4807 / 3600 * (1 + 1e-13)])  # equal up to rounding
+    mass = np.full((200, 200), 1e3)
+    mass[50, 60] = 0.0
+    out, cover = overlap_resample(mass, w, w2, (200, 200))
+    assert out[50, 60] == 0.0 and np.allclose(cover[1:-1, 1:-1], 1.0, rtol=0, atol=1e-9)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import types
 import sys
 from pathlib import Path
 
@@ -46,7 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model bundle folder (holding bundle.json)")
     p.add_argument("--bands", nargs=4, metavar=("VIS", "Y", "J", "H"),
                    help="the four band FITS files, in the order VIS Y J H")
-    p.add_argument("--out", help="output FITS file (with --bands)")
+    p.add_argument("--prepared", metavar="FITS",
+                   help="a prepared observation (napari-euclidphys-prepare): its band σ is propagated through "
+                        "the model by Monte-Carlo draws and added to the model's own σ")
+    p.add_argument("--draws", type=int, default=32, help="with --prepared: noise draws per pixel")
+    p.add_argument("--snr-min", type=float, default=5.0,
+                   help="with --prepared: flag (value 4) pixels whose H_E S/N is below this")
+    p.add_argument("--seed", type=int, default=0, help="with --prepared: seed of the noise draws")
+    p.add_argument("--out", help="output FITS file (with --bands or --prepared)")
     p.add_argument("--batch", help="atlas folder, or text file listing 'VIS Y J H [OUT]' per line")
     p.add_argument("--out-dir", help="output folder (with --batch)")
     p.add_argument("--targets", default=None, help="comma list among the bundle's targets (default: all)")
@@ -235,8 +243,12 @@ def _output_layout(bundle, targets, reference=None, inputs=()):
     return h, extensions
 
 
-def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwrite=False) -> Path:
-    """Write a MapPrediction as multi-extension FITS (atomically); WCS/PIXSIZE from ``reference``."""
+def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwrite=False, noise=None) -> Path:
+    """Write a MapPrediction as multi-extension FITS (atomically); WCS/PIXSIZE from ``reference``.
+
+    With band errors propagated (``prediction.aleatoric``; ``noise`` = {"draws", "seed", "snr_min"}) the
+    ``*_SIGMA`` extensions hold the total σ and ``*_ALEA`` the part due to the band noise.
+    """
     import numpy as np
     from astropy.io import fits
 
@@ -245,12 +257,23 @@ def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwri
     primary, extensions = _output_layout(bundle, prediction.targets, reference, inputs)
     primary["NEVAL"] = prediction.n_evaluated
     primary["NOUTRNG"] = prediction.n_out_of_range
+    if prediction.aleatoric:
+        primary["SIGMA"] = ("model+band", "_SIGMA: sqrt(model^2 + band noise^2)")
+        primary["NDRAWS"] = ((noise or {}).get("draws", 0), "Monte-Carlo draws of the band noise")
+        primary["DRAWSEED"] = ((noise or {}).get("seed", 0), "seed of the draws")
+        primary["SNRMIN"] = (float((noise or {}).get("snr_min", 0.0)), "flag 4 below this H_E S/N")
+        primary["FLAGBIT3"] = ("low S/N", "flag value 4: H_E S/N < SNRMIN")
     hdus = [fits.PrimaryHDU(header=primary)]
     for name, hdr, what, t in extensions:
         data = {"map": lambda: prediction.maps[t],
                 "sigma": lambda: np.asarray(prediction.uncertainty[t], np.float32),
                 "flags": lambda: prediction.flags.astype(np.uint8)}[what]()
         hdus.append(fits.ImageHDU(data, header=hdr, name=name))
+        if what == "sigma" and prediction.aleatoric:
+            alea = hdr.copy()
+            alea["BUNIT"] = ("dex", f"1 sigma of log10 {t} from the band noise")
+            hdus.append(fits.ImageHDU(np.asarray(prediction.aleatoric[t], np.float32), header=alea,
+                                      name=name.replace("_SIGMA", "_ALEA")))
     with atomic_path(path, overwrite=overwrite) as tmp:
         fits.HDUList(hdus).writeto(tmp, output_verify="exception")
     return Path(path)
@@ -382,6 +405,37 @@ def predict_files(bundle, band_paths, out, *, targets=None, chunk_pixels=1_000_0
     gen = predict_maps(bundle, bands, chunk_pixels=chunk_pixels, targets=targets)
     pred = run_with_progress(gen, desc=Path(out).name) if progress else exhaust(gen)
     return write_maps_fits(out, pred, bundle, reference=images[0], inputs=band_paths, overwrite=overwrite)
+
+
+def predict_prepared_file(bundle, prepared_path, out, *, targets=None, n_draws=32, seed=0, snr_min=5.0,
+                          overwrite=False, progress=True) -> Path:
+    """Predict a prepared observation with its band σ propagated (Monte-Carlo); write ``out``."""
+    import os
+
+    from ..io.safe import check_can_write
+    from ..prepare import read_prepared
+    from ..progress import exhaust, run_with_progress
+    from ..propagation import predict_with_band_noise
+
+    if os.path.realpath(out) == os.path.realpath(prepared_path):
+        raise CliError(f"--out {out} is the prepared input; choose another output file")
+    check_can_write(out, overwrite)
+    prep = read_prepared(prepared_path)
+    gen = predict_with_band_noise(bundle, prep.bands, prep.sigma, bad=~prep.usable, n_draws=n_draws, seed=seed,
+                                  snr_min=snr_min, targets=targets)
+    pred = run_with_progress(gen, desc=Path(out).name) if progress else exhaust(gen)
+    reference = types.SimpleNamespace(wcs=prep.wcs, header=fits_header_with_pixsize(prep.pixel_pc))
+    return write_maps_fits(out, pred, bundle, reference=reference, inputs=[prepared_path], overwrite=overwrite,
+                           noise={"draws": n_draws, "seed": seed, "snr_min": snr_min})
+
+
+def fits_header_with_pixsize(pixel_pc: float):
+    """A header holding only PIXSIZE [pc] (the geometry a maps file copies besides the WCS)."""
+    from astropy.io import fits
+
+    header = fits.Header()
+    header["PIXSIZE"] = (float(pixel_pc), "pixel side [pc]")
+    return header
 
 
 # -- batch --------------------------------------------------------------------------------------
@@ -534,8 +588,19 @@ def main(argv: list[str] | None = None) -> int:
 
     prog = "napari-euclidphys-predict"
     try:
-        if (args.bands is None) == (args.batch is None):
-            raise CliError("give either --bands VIS Y J H with --out, or --batch with --out-dir")
+        if sum(x is not None for x in (args.bands, args.batch, args.prepared)) != 1:
+            raise CliError("give either --bands VIS Y J H with --out, --prepared FILE with --out, "
+                           "or --batch with --out-dir")
+        if args.prepared is not None:
+            if not args.out:
+                raise CliError("--prepared needs --out FILE")
+            if args.draws < 2:
+                raise CliError("--draws must be at least 2")
+            bundle = ModelBundle.load(args.model)
+            out = predict_prepared_file(bundle, args.prepared, args.out, n_draws=args.draws, seed=args.seed,
+                                        snr_min=args.snr_min, overwrite=args.overwrite, progress=not args.quiet)
+            log.info("wrote %s", out)
+            return 0
         if args.bands is not None and not args.out:
             raise CliError("--bands needs --out FILE")
         if args.batch is not None and not args.out_dir:
