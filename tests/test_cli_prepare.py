@@ -104,3 +104,17 @@ def test_predict_needs_exactly_one_input_kind(mer_files, tmp_path, capsys):
     lr = str(Path(__file__).resolve().parents[1] / "models" / "euclidphys-lr-bands-synth")
     assert predict(["--model", lr, "--prepared", "x.fits", "--bands", "a", "b", "c", "d", "--out", "o.fits"]) == 2
     assert "give either" in capsys.readouterr().err
+
+
+def test_ideal_bundle_on_an_observation_is_warned(mer_files, tmp_path, caplog):
+    import logging
+
+    from napari_euclidphys.cli.predict import main as predict
+
+    prepared = tmp_path / "prep.fits"
+    assert main(args(mer_files, "--redshift", "0.02", "--ebv", "0", "--out", str(prepared))) == 0
+    lr = str(Path(__file__).resolve().parents[1] / "models" / "euclidphys-lr-bands-synth")
+    with caplog.at_level(logging.WARNING):
+        assert predict(["--model", lr, "--prepared", str(prepared), "--out", str(tmp_path / "m.fits"),
+                        "--draws", "4", "--quiet"]) == 0
+    assert "trained on noise-free, PSF-free atlas pixels" in caplog.text
