@@ -204,7 +204,7 @@ def observe_atlas(
     ra: float = 150.0,
     dec: float = 2.0,
     overwrite: bool = False,
-    resample: str = "exact",
+    resample: str = "separable",
 ) -> ProgressGenerator[Path]:
     """Observe every selected galaxy/projection of an atlas at each redshift into ``out_dir``.
 

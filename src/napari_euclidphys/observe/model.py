@@ -110,7 +110,7 @@ def observe_galaxy(
     dec: float = 2.0,
     magzero: dict | None = None,
     warn: bool = True,
-    resample: str = "exact",
+    resample: str = "separable",
 ) -> ObservedGalaxy:
     """Observe one atlas galaxy at ``redshift`` as a MER mosaic cut-out (in memory, no files).
 
