@@ -3,8 +3,9 @@
 Held-out synthetic galaxies (an atlas seed the shipped models never saw) are observed as Euclid would
 (``napari_euclidphys.observe``) at several redshifts and in several variants, written as MER-like files,
 prepared back to 100 pc bands (``napari_euclidphys.prepare``), predicted with a model bundle (band σ
-propagated by Monte-Carlo draws) and compared with the truth maps brought to the same grid
-(mass-weighted for Z⋆ and t⋆).  The idealised result — the same model on the atlas' own noise-free,
+propagated by Monte-Carlo draws) and compared with the truth maps: each observation is prepared onto
+the atlas' own 100 pc grid placed at z, so every row compares the same pixels with the same truth.
+The idealised result — the same model on the atlas' own noise-free,
 PSF-free bands — is measured in the same run, so every row has its baseline beside it.
 
 Variants: ``psf`` (Euclid PSFs, no noise), ``noise`` (Wide-depth noise, no PSF), ``wide`` (both).
@@ -35,7 +36,6 @@ from napari_euclidphys.io.bundle import ModelBundle
 from napari_euclidphys.metrics import regression_metrics
 from napari_euclidphys.observe import observe_galaxy, write_observed
 from napari_euclidphys.prepare import PrepareSettings, prepare_observation
-from napari_euclidphys.prepare.grid import resample_truth_maps
 from napari_euclidphys.progress import exhaust
 from napari_euclidphys.propagation import predict_with_band_noise
 
@@ -99,8 +99,11 @@ def observed_prediction(bundle, bands, maps, pixel_pc, z, variant, seed, draws, 
     fwhm = None if psf else {b: 0.49 for b in BANDS}  # equal PSFs: nothing to homogenise
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prep = exhaust(prepare_observation(paths, PrepareSettings(redshift=z, ebv=0.0, fwhm_arcsec=fwhm)))
-    truth = resample_truth_maps(maps, obs.atlas_wcs, prep.wcs, prep.bands.shape[1:])
+        prep = exhaust(prepare_observation(paths, PrepareSettings(redshift=z, ebv=0.0, fwhm_arcsec=fwhm,
+                                                                  grid=(obs.atlas_wcs, bands.shape[1:]))))
+    # prepared on the atlas' own grid (at z), so the truth maps need no resampling and every row is
+    # compared with the same pixels as the idealised run
+    truth = maps
     if depth == "none":
         pred = exhaust(predict_maps(bundle, prep.bands))
         pred.flags[~prep.usable] |= FLAG_MASKED

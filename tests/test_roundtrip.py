@@ -103,3 +103,20 @@ def test_coincident_grids_keep_empty_pixels_empty():
     mass[50, 60] = 0.0
     out, cover = overlap_resample(mass, w, w2, (200, 200))
     assert out[50, 60] == 0.0 and np.allclose(cover[1:-1, 1:-1], 1.0, rtol=0, atol=1e-9)
+
+
+def test_prepared_onto_a_given_grid(tmp_path):
+    """An explicit output grid (here the atlas' own at z) is used as given, its pixel setting pixel_pc."""
+    bands = disc()
+    obs = observe_galaxy(bands, 100.0, 0.02, depth="none", psf=None, seed=1, warn=False)
+    files = write_observed(tmp_path, obs, 7, "O5")
+    paths = {b: {"science": tmp_path / files["science"][b]} for b in BANDS}
+    settings = PrepareSettings(redshift=0.02, ebv=0.0, fwhm_arcsec={b: 0.49 for b in BANDS},
+                               grid=(obs.atlas_wcs, bands.shape[1:]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, prep = collect(prepare_observation(paths, settings))
+    assert prep.bands.shape == bands.shape and prep.pixel_pc == pytest.approx(100.0, rel=1e-9)
+    inner = (slice(3, -3), slice(3, -3))
+    rel = np.abs(prep.bands[3][inner] / bands[3][inner] - 1)
+    assert np.median(rel) < 0.01

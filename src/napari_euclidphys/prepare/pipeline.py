@@ -45,7 +45,9 @@ class PrepareSettings:
     ``redshift`` or ``distance_mpc`` (one is required); ``ebv`` Galactic E(B−V) [mag] (None: no
     correction, with a warning); ``fwhm_arcsec`` band -> PSF FWHM [arcsec] or ``psf_images`` band -> 2-D
     PSF stamp on the band's pixel grid; ``center`` and ``size_arcsec`` for a cutout; ``pixel_pc`` the
-    model's physical pixel [pc]; ``magzero`` band -> AB zero point overriding the files'.
+    model's physical pixel [pc]; ``magzero`` band -> AB zero point overriding the files'; ``grid`` an
+    explicit output grid (celestial WCS, (ny, nx)) instead of the one centred on the cutout — its pixel
+    then sets ``pixel_pc`` at the galaxy's distance (e.g. to compare with maps on a known grid).
     """
 
     redshift: float | None = None
@@ -58,6 +60,7 @@ class PrepareSettings:
     pixel_pc: float = 100.0
     magzero: dict | None = None
     sky_noise: bool = True
+    grid: tuple | None = None
 
     def validate(self) -> "PrepareSettings":
         if (self.redshift is None) == (self.distance_mpc is None):
@@ -163,10 +166,8 @@ def prepare_observation(files: dict, settings: PrepareSettings) -> ProgressGener
     target = max(BANDS, key=lambda b: fwhm[b])
     matched = {b: _match(mers[b], stamps[b], stamps[target], ext[b], b == target or fwhm[b] >= fwhm[target])
                for b in BANDS}
-    yield Progress(3, 6, f"resampling to {settings.pixel_pc:g} pc pixels")
-    center = settings.center or ref.wcs.pixel_to_world((ref.science.shape[1] - 1) / 2, (ref.science.shape[0] - 1) / 2)
-    extent = min(ref.science.shape) * pixel
-    out_wcs, shape = _grid.physical_grid(center, settings.pixel_pc, scale, extent, tangent=ref.wcs)
+    out_wcs, shape, pixel_pc = _output_grid(settings, ref, pixel, scale)
+    yield Progress(3, 6, f"resampling to {pixel_pc:.4g} pc pixels")
     undim = 1.0 / dimming_factor(z)
     bands, sigma, bad = _resample_all(matched, ref.wcs, out_wcs, shape, undim)
     yield Progress(4, 6, "sky noise")
@@ -177,12 +178,24 @@ def prepare_observation(files: dict, settings: PrepareSettings) -> ProgressGener
             if sky[b] is not None:
                 sigma[i] *= np.float32(sky[b].factor)
     yield Progress(5, 6, "writing header")
+    history.append(f"resampled to {pixel_pc:.4g} pc pixels: exact overlap mean (flux conserving)")
     header = _provenance(mers, settings, z, scale, fwhm, target, ext, matched, sky, history)
     flags = np.where(bad, PREP_FLAG_BAD, np.uint8(0)).astype(np.uint8)
     prep = PreparedObservation(bands=bands, sigma=sigma, flags=flags, wcs=out_wcs,
-                               pixel_pc=settings.pixel_pc, redshift=z, header=header)
+                               pixel_pc=pixel_pc, redshift=z, header=header)
     yield Progress(6, 6, "prepared")
     return prep
+
+
+def _output_grid(settings: PrepareSettings, ref: MerBand, pixel: float, scale: float):
+    """(WCS, shape, pixel side [pc]) of the prepared grid: the given one, or one centred on the cutout."""
+    if settings.grid is not None:
+        wcs, shape = settings.grid
+        return wcs.celestial, tuple(shape), _grid.pixel_arcsec(wcs) * scale
+    center = settings.center or ref.wcs.pixel_to_world((ref.science.shape[1] - 1) / 2, (ref.science.shape[0] - 1) / 2)
+    extent = min(ref.science.shape) * pixel
+    wcs, shape = _grid.physical_grid(center, settings.pixel_pc, scale, extent, tangent=ref.wcs)
+    return wcs, shape, settings.pixel_pc
 
 
 def _match(mb: MerBand, source, target, ext: float, identity: bool) -> dict:
@@ -241,7 +254,6 @@ def _provenance(mers, settings, z, scale, fwhm, target, ext, matched, sky, histo
         h["HISTORY"] = line
     h["HISTORY"] = f"extinction: x10^(0.4 k E(B-V)), k = Fitzpatrick99 R_V=3.1 through the Euclid passbands"
     h["HISTORY"] = f"PSF: photutils matching kernel (split cosine bell window) to {target}"
-    h["HISTORY"] = f"resampled to {settings.pixel_pc:g} pc pixels: exact overlap mean (flux conserving)"
     h["HISTORY"] = "dimming undone: x(1+z)^3, band shift (K-correction) neglected"
     h["HISTORY"] = "sigma: RMS maps propagated, raised to the sky noise when that is larger"
     return h
