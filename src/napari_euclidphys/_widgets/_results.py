@@ -57,11 +57,15 @@ def _metadata(layer) -> dict:
 
 
 def band_layer_for(band: str, layers) -> object | None:
-    """The first image layer that is band ``band`` ("VIS", "Y", "J", "H"): by metadata, else by name."""
+    """The first image layer that is band ``band`` ("VIS", "Y", "J", "H"): by metadata, else by name.
+
+    Prepared band layers (``metadata["prepared"]``: physical pixels, with σ) win over other band
+    layers, such as the MER science images they were prepared from.
+    """
     layers = [ly for ly in layers if getattr(ly, "ndim", 2) == 2 and hasattr(ly, "data")]
-    for ly in layers:
-        if _metadata(ly).get("role") == "band" and _metadata(ly).get("band") == band:
-            return ly
+    by_meta = [ly for ly in layers if _metadata(ly).get("role") == "band" and _metadata(ly).get("band") == band]
+    if by_meta:
+        return next((ly for ly in by_meta if _metadata(ly).get("prepared")), by_meta[0])
     label = BAND_LABELS[band].lower()
     for ly in layers:
         if _metadata(ly).get("role") in (None, "band") and label in ly.name.lower():
