@@ -25,7 +25,8 @@ def test_missing_command_says_not_available(capsys):
     assert "not available yet" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("script", ["napari-euclidphys-atlas", "napari-euclidphys-train", "napari-euclidphys-predict"])
+@pytest.mark.parametrize("script", ["napari-euclidphys-atlas", "napari-euclidphys-train", "napari-euclidphys-predict",
+                                    "napari-euclidphys-prepare"])
 def test_console_scripts_are_installed(script):
     exe = Path(sys.executable).parent / script
     assert exe.exists(), f"{script} is not installed beside {sys.executable}"

@@ -3,6 +3,7 @@
 ``napari-euclidphys-atlas``   build the synthetic atlas            (:mod:`napari_euclidphys.cli.atlas`)
 ``napari-euclidphys-train``   train models, write bundles/report   (:mod:`napari_euclidphys.cli.train`)
 ``napari-euclidphys-predict`` apply a model bundle to band images  (:mod:`napari_euclidphys.cli.predict`)
+``napari-euclidphys-prepare`` Euclid MER files → prepared bands     (:mod:`napari_euclidphys.cli.prepare`)
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import importlib
 import os
 import sys
 
-__all__ = ["atlas_main", "train_main", "predict_main"]
+__all__ = ["atlas_main", "train_main", "predict_main", "prepare_main"]
 
 
 def _dispatch(module: str, command: str, argv: list[str] | None) -> int:
@@ -41,3 +42,8 @@ def train_main(argv: list[str] | None = None) -> int:
 def predict_main(argv: list[str] | None = None) -> int:
     """Entry point of ``napari-euclidphys-predict``."""
     return _dispatch("predict", "napari-euclidphys-predict", argv)
+
+
+def prepare_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``napari-euclidphys-prepare``."""
+    return _dispatch("prepare", "napari-euclidphys-prepare", argv)

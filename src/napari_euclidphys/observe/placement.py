@@ -13,6 +13,7 @@ import numpy as np
 from astropy.wcs import WCS
 
 from .. import mer
+from ..resampling import overlap_resample, separable_overlap_resample
 
 __all__ = [
     "KCorrectionWarning", "KCORRECTION_WARN_Z", "atlas_pixel_arcsec", "celestial_wcs", "mer_grid",
@@ -114,59 +115,8 @@ def resample_to_mer(image: np.ndarray, atlas_wcs: WCS, mer_wcs: WCS, mer_shape: 
 
     Returns (image [MJy/sr], footprint ∈ [0, 1]); footprint 0 = no coverage at all.
     """
-    if method == "separable":
-        return separable_overlap_resample(image, atlas_wcs, mer_wcs, mer_shape)
-    if method != "exact":
+    if method not in RESAMPLE_METHODS:
         raise ValueError(f"resampling method must be one of {', '.join(RESAMPLE_METHODS)}, got {method!r}")
-    from reproject import reproject_exact
-
-    data = np.asarray(image, dtype=np.float64)
-    out, footprint = reproject_exact((data, atlas_wcs), mer_wcs, shape_out=tuple(mer_shape))
-    footprint = np.clip(np.nan_to_num(footprint, nan=0.0), 0.0, 1.0)
-    out = np.where(footprint > 0, np.nan_to_num(out, nan=0.0) * footprint, 0.0)
-    return out, footprint
+    return overlap_resample(image, atlas_wcs, mer_wcs, mer_shape, method=method)
 
 
-def _axis_overlap(n_in: int, n_out: int, crpix_in: float, crpix_out: float, ratio: float):
-    """Sparse (n_out, n_in) matrix: the fraction of each output pixel covered by each input pixel.
-
-    Input pixel i (0-based) spans output pixel coordinates (i + 1 − crpix_in ± ½)·ratio + crpix_out − 1;
-    output pixel j spans j ± ½.
-    """
-    from scipy import sparse
-
-    centre_in = (np.arange(n_in) + 1.0 - crpix_in) * ratio + crpix_out - 1.0
-    lo_in, hi_in = centre_in - 0.5 * ratio, centre_in + 0.5 * ratio
-    j = np.arange(n_out, dtype=np.float64)
-    overlap = np.minimum(j[:, None] + 0.5, hi_in[None, :]) - np.maximum(j[:, None] - 0.5, lo_in[None, :])
-    return sparse.csr_matrix(np.clip(overlap, 0.0, None))
-
-
-def _check_separable(atlas_wcs: WCS, mer_wcs: WCS) -> None:
-    for wcs in (atlas_wcs, mer_wcs):
-        cd = wcs.wcs.cd
-        if list(wcs.wcs.ctype) != ["RA---TAN", "DEC--TAN"] or cd[0, 1] != 0 or cd[1, 0] != 0:
-            raise ValueError("separable resampling needs TAN grids with diagonal CD matrices")
-    if not np.allclose(atlas_wcs.wcs.crval, mer_wcs.wcs.crval, rtol=0, atol=1e-12):
-        raise ValueError("separable resampling needs both grids about the same tangent point (CRVAL)")
-    if np.any(np.sign(np.diag(atlas_wcs.wcs.cd)) != np.sign(np.diag(mer_wcs.wcs.cd))):
-        raise ValueError("separable resampling needs both grids in the same orientation")
-
-
-def separable_overlap_resample(image: np.ndarray, atlas_wcs: WCS, mer_wcs: WCS,
-                               mer_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Exact area-overlap resampling between two axis-aligned TAN grids about one tangent point.
-
-    Same contract as :func:`resample_to_mer`: returns (mean I over each whole output pixel [MJy/sr],
-    covered fraction).  Exact in the projection plane; ValueError for grids that are not of that kind.
-    """
-    _check_separable(atlas_wcs, mer_wcs)
-    data = np.asarray(image, dtype=np.float64)
-    ny_in, nx_in = data.shape
-    ny, nx = mer_shape
-    cd_in, cd_out = np.diag(atlas_wcs.wcs.cd), np.diag(mer_wcs.wcs.cd)
-    wx = _axis_overlap(nx_in, nx, atlas_wcs.wcs.crpix[0], mer_wcs.wcs.crpix[0], cd_in[0] / cd_out[0])
-    wy = _axis_overlap(ny_in, ny, atlas_wcs.wcs.crpix[1], mer_wcs.wcs.crpix[1], cd_in[1] / cd_out[1])
-    out = np.asarray((wx @ np.asarray(wy @ data).T).T)
-    footprint = np.outer(np.asarray(wy.sum(axis=1)).ravel(), np.asarray(wx.sum(axis=1)).ravel())
-    return out, np.clip(footprint, 0.0, 1.0)

@@ -1,7 +1,8 @@
 """Pixel grids of a prepared observation: cutouts, band alignment, and the physical (pc) grid.
 
 Surface brightness is resampled as a mean over the overlap of input and output pixels
-(``reproject.reproject_exact``), which conserves flux; variances of a mean of N independent pixels
+(:func:`napari_euclidphys.resampling.overlap_resample`: exact overlaps, separable and fast when the
+physical grid shares the MER tangent point, ``reproject_exact`` otherwise), which conserves flux; variances of a mean of N independent pixels
 scale as 1/N, so a variance map is reprojected as a mean and multiplied by the input/output pixel-area
 ratio (valid when output pixels are larger than input pixels, which :func:`physical_grid` enforces).
 """
@@ -46,27 +47,37 @@ def grids_agree(wcs_a: WCS, shape_a, wcs_b: WCS, shape_b, tol_pix: float = 0.01)
     return bool(np.all(np.hypot(xb - xs, yb - ys) < tol_pix))
 
 
-def physical_grid(center: SkyCoord, pixel_pc: float, pc_per_arcsec: float, extent_arcsec: float) -> tuple[WCS, tuple]:
+def physical_grid(center: SkyCoord, pixel_pc: float, pc_per_arcsec: float, extent_arcsec: float,
+                  tangent: WCS | None = None) -> tuple[WCS, tuple]:
     """A north-up TAN grid of ``pixel_pc`` pixels at the galaxy's distance, centred on ``center``.
 
-    Returns (wcs, shape): as many whole pixels as fit in ``extent_arcsec``; the WCS also carries an
-    alternate linear description ``A`` in kpc (CTYPE ``X``/``Y``, origin at the centre) and the pixel
-    side is ``pixel_pc / pc_per_arcsec`` arcsec.
+    Returns (wcs, shape): as many whole pixels as fit in ``extent_arcsec``, the pixel side being
+    ``pixel_pc / pc_per_arcsec`` arcsec.  With ``tangent`` (the input grid's WCS) the new grid shares its
+    tangent point and orientation, so that resampling between them is separable (fast and exact).
     """
     side_arcsec = pixel_pc / pc_per_arcsec
     n = int(np.floor(extent_arcsec / side_arcsec + 1e-9))
     if n < 2:
         raise ValueError(f"the field ({extent_arcsec:.3g}\") holds fewer than 2 pixels of {pixel_pc:g} pc "
                          f"({side_arcsec:.3g}\"); give a larger cutout or a smaller --pixel-pc")
-    icrs = center.icrs
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     wcs.wcs.cunit = ["deg", "deg"]
-    wcs.wcs.crval = [icrs.ra.deg, icrs.dec.deg]
-    wcs.wcs.crpix = [(n + 1) / 2.0, (n + 1) / 2.0]
-    wcs.wcs.cdelt = [-side_arcsec / 3600.0, side_arcsec / 3600.0]
     wcs.wcs.radesys = "ICRS"
     wcs.wcs.equinox = 2000.0
+    signs = np.array([-1.0, 1.0])
+    if tangent is not None and tangent.celestial.wcs.ctype[0].endswith("TAN") and tangent.celestial.wcs.radesys.strip() in ("ICRS", ""):
+        wcs.wcs.crval = tangent.celestial.wcs.crval
+        signs = np.sign(np.diag(tangent.celestial.pixel_scale_matrix))
+    else:
+        icrs = center.icrs
+        wcs.wcs.crval = [icrs.ra.deg, icrs.dec.deg]
+    wcs.wcs.cd = np.diag(signs * side_arcsec / 3600.0)
+    wcs.wcs.crpix = [1.0, 1.0]
+    wcs.wcs.set()
+    x, y = wcs.world_to_pixel(center)
+    wcs.wcs.crpix = [1.0 + (n - 1) / 2.0 - float(x), 1.0 + (n - 1) / 2.0 - float(y)]
+    wcs.wcs.set()
     return wcs, (n, n)
 
 
@@ -83,12 +94,17 @@ def physical_header_cards(shape, pixel_pc: float) -> list[tuple]:
     ]
 
 
-def _reproject(data: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out) -> np.ndarray:
-    from reproject import reproject_exact
+def _covered_mean(data: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out) -> tuple[np.ndarray, np.ndarray]:
+    """(mean over the covered part of each output pixel — NaN where none —, covered fraction)."""
+    from ..resampling import overlap_resample
 
-    out, _ = reproject_exact((np.asarray(data, dtype=np.float64), wcs_in.celestial), wcs_out,
-                             shape_out=shape_out)
-    return out
+    whole, cover = overlap_resample(np.asarray(data, dtype=np.float64), wcs_in, wcs_out, shape_out)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cover > 0, whole / np.where(cover > 0, cover, 1.0), np.nan), cover
+
+
+def _reproject(data: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out) -> np.ndarray:
+    return _covered_mean(data, wcs_in, wcs_out, shape_out)[0]
 
 
 def resample_mean(data: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out) -> np.ndarray:
@@ -103,9 +119,9 @@ def resample_variance(variance: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out
 
 
 def resample_mask(bad: np.ndarray, wcs_in: WCS, wcs_out: WCS, shape_out) -> np.ndarray:
-    """True where any bad input pixel (or no input at all) overlaps an output pixel."""
-    frac = _reproject(bad.astype(np.float64), wcs_in, wcs_out, shape_out)
-    return ~np.isfinite(frac) | (frac > 1e-6)
+    """True where a bad input pixel overlaps an output pixel, or the input does not cover it whole."""
+    frac, cover = _covered_mean(bad.astype(np.float64), wcs_in, wcs_out, shape_out)
+    return ~np.isfinite(frac) | (frac > 1e-6) | (cover < 1.0 - 1e-6)
 
 
 def resample_truth_maps(maps: dict, wcs_in: WCS, wcs_out: WCS, shape_out) -> dict:

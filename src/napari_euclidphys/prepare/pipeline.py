@@ -166,7 +166,7 @@ def prepare_observation(files: dict, settings: PrepareSettings) -> ProgressGener
     yield Progress(3, 6, f"resampling to {settings.pixel_pc:g} pc pixels")
     center = settings.center or ref.wcs.pixel_to_world((ref.science.shape[1] - 1) / 2, (ref.science.shape[0] - 1) / 2)
     extent = min(ref.science.shape) * pixel
-    out_wcs, shape = _grid.physical_grid(center, settings.pixel_pc, scale, extent)
+    out_wcs, shape = _grid.physical_grid(center, settings.pixel_pc, scale, extent, tangent=ref.wcs)
     undim = 1.0 / dimming_factor(z)
     bands, sigma, bad = _resample_all(matched, ref.wcs, out_wcs, shape, undim)
     yield Progress(4, 6, "sky noise")
@@ -241,7 +241,7 @@ def _provenance(mers, settings, z, scale, fwhm, target, ext, matched, sky, histo
         h["HISTORY"] = line
     h["HISTORY"] = f"extinction: x10^(0.4 k E(B-V)), k = Fitzpatrick99 R_V=3.1 through the Euclid passbands"
     h["HISTORY"] = f"PSF: photutils matching kernel (split cosine bell window) to {target}"
-    h["HISTORY"] = f"resampled to {settings.pixel_pc:g} pc pixels with reproject_exact (mean, flux conserving)"
+    h["HISTORY"] = f"resampled to {settings.pixel_pc:g} pc pixels: exact overlap mean (flux conserving)"
     h["HISTORY"] = "dimming undone: x(1+z)^3, band shift (K-correction) neglected"
     h["HISTORY"] = "sigma: RMS maps propagated, raised to the sky noise when that is larger"
     return h

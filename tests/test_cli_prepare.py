@@ -1,0 +1,73 @@
+"""napari-euclidphys-prepare on MER-like files written by the observation model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_euclidphys import BANDS
+from napari_euclidphys.cli.prepare import main
+from napari_euclidphys.observe import observe_galaxy, write_observed
+from napari_euclidphys.prepare import read_prepared
+from tests.test_roundtrip import disc
+
+
+@pytest.fixture(scope="module")
+def mer_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mer")
+    obs = observe_galaxy(disc(48), 100.0, 0.02, depth="wide", psf="gaussian", seed=4, warn=False,
+                         resample="separable")
+    files = write_observed(folder, obs, 3, "O5")
+    return {role: [str(folder / files[role][b]) for b in BANDS] for role in ("science", "rms", "flag")}
+
+
+def args(files, *extra):
+    vis, y, j, h = files["science"]
+    return ["--vis", vis, "--y", y, "--j", j, "--h", h, "--rms", *files["rms"], "--flag", *files["flag"],
+            "--quiet", *extra]
+
+
+def test_prepare_writes_the_product(mer_files, tmp_path, capsys):
+    out = tmp_path / "prep.fits"
+    assert main(args(mer_files, "--redshift", "0.02", "--ebv", "0.0", "--out", str(out))) == 0
+    prep = read_prepared(out)
+    assert prep.bands.shape[0] == 4 and prep.pixel_pc == 100.0 and prep.redshift == pytest.approx(0.02)
+    assert np.all(prep.sigma[:, prep.usable] > 0)
+    assert prep.header["MZP_VIS"] == 24.6 and prep.header["PSFTARG"] in ("Y", "J", "H")
+    assert "wrote" in capsys.readouterr().out
+    # a second run refuses to replace the product without --overwrite
+    assert main(args(mer_files, "--redshift", "0.02", "--ebv", "0", "--out", str(out))) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_no_ebv_warns(mer_files, tmp_path, capsys):
+    assert main(args(mer_files, "--redshift", "0.02", "--out", str(tmp_path / "p.fits"))) == 0
+    assert "extinction is not corrected" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--redshift", "0.02", "--ra", "150"], "needs all of --ra, --dec and --size-arcsec"),
+    (["--redshift", "0.2"], "MER pixel spans"),
+    (["--redshift", "0.02", "--magzero", "K=25"], "--magzero expects BAND=MAG"),
+    (["--redshift", "0.02", "--ebv", "9"], "--ebv must be"),
+])
+def test_clear_errors(mer_files, tmp_path, capsys, bad, message):
+    assert main(args(mer_files, *bad, "--out", str(tmp_path / "p.fits"))) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_rms_given_as_a_band_and_out_equal_to_an_input(mer_files, tmp_path, capsys):
+    swapped = {**mer_files, "science": [mer_files["rms"][0], *mer_files["science"][1:]]}
+    swapped["rms"] = [mer_files["science"][0], *mer_files["rms"][1:]]
+    assert main(args(swapped, "--redshift", "0.02", "--out", str(tmp_path / "p.fits"))) == 2
+    assert "rms product of VIS, not a science image" in capsys.readouterr().err
+    before = open(mer_files["flag"][3], "rb").read()
+    assert main(args(mer_files, "--redshift", "0.02", "--out", mer_files["flag"][3], "--overwrite")) == 2
+    assert "is one of the inputs" in capsys.readouterr().err
+    assert open(mer_files["flag"][3], "rb").read() == before
+
+
+def test_missing_distance_is_an_argparse_error(mer_files, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args(mer_files, "--out", "x.fits"))
+    assert exc.value.code == 2 and "--redshift" in capsys.readouterr().err
