@@ -159,3 +159,12 @@ def test_band_noise_prediction_layers():
     assert layers[2][1]["metadata"]["role"] == "aleatoric" and layers[2][1]["visible"] is False
     assert FLAG_LOW_SNR in layers[3][1]["metadata"]["flag_bits"]
     assert layers[3][1]["colormap"][FLAG_LOW_SNR] != "transparent"
+
+
+def test_predict_dock_prefers_prepared_band_layers():
+    from napari_euclidphys._widgets._results import band_layer_for
+
+    layers = [layer("MER I_E", role="band", band="VIS", path="/vis.fits"),
+              layer("prepared I_E", role="band", band="VIS", prepared=True)]
+    assert band_layer_for("VIS", layers).name == "prepared I_E"
+    assert band_layer_for("VIS", layers[:1]).name == "MER I_E"

@@ -194,3 +194,35 @@ def test_missing_redshift_is_a_notification_not_an_exception(euclid_viewer, qtbo
     assert len(errors) == 1 and "RMS" in errors[0] and "J" in errors[0], errors
     assert any(sev == "warning" and "E(B−V)" in msg for sev, msg in notes), notes  # E(B−V) left empty
     assert len(viewer.layers) == 13  # nothing added
+
+
+def test_cancel_while_preparing_adds_nothing(euclid_viewer, qtbot, mer_files, monkeypatch):
+    import threading
+
+    from napari_euclidphys import prepare
+    from napari_euclidphys.progress import Progress
+
+    gate = threading.Event()
+    reached_end = []
+
+    def slow_prepare(files, settings):
+        yield Progress(0, 2, "reading MER files")
+        gate.wait(20)  # the test cancels while the job is here
+        yield Progress(1, 2, "resampling")
+        reached_end.append(True)
+        return None
+
+    monkeypatch.setattr(prepare, "prepare_observation", slow_prepare)
+    viewer = euclid_viewer
+    _drop(viewer, mer_files)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Prepare Euclid observation")
+    widget.distance_edit.setText("88")
+    with qtbot.waitSignal(widget.run_panel.job_finished, timeout=TIMEOUT_MS) as finished:
+        widget.run_panel.run_button.click()
+        qtbot.waitUntil(lambda: "reading MER files" in widget.run_panel.status.text(), timeout=TIMEOUT_MS)
+        widget.run_panel.cancel_button.click()
+        gate.set()
+    assert finished.args == ["aborted"]
+    assert not reached_end and len(viewer.layers) == 12 and widget.last_prepared is None
+    assert not widget.save_button.isEnabled()
+    assert "cancelled" in widget.run_panel.status.text()
