@@ -98,7 +98,22 @@ def test_prepare_dropped_mer_files_then_predict_with_band_sigma(euclid_viewer, q
             chosen = viewer.layers[widget.combos[b][key].currentText()]
             assert chosen.metadata["path"] == str(mer_files[key][b]), (b, key)
 
+    # the predict dock, open before preparing, takes the MER science images (no σ to propagate) …
+    _, predict = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict physical maps")
+    assert isinstance(predict, PredictWidget)
+    assert [predict.band_combos[b].currentText() for b in BANDS] == [
+        widget.combos[b]["science"].currentText() for b in BANDS]
+    assert not predict.sigma_check.isEnabled()
+
+    # an optional cutout starts at the centre of the I_E image
     widget.redshift_edit.setText("0.02")
+    widget.cutout_box.setChecked(True)
+    assert (widget.ra_spin.value(), widget.dec_spin.value()) == pytest.approx((150.0, 2.0), abs=1e-4)
+    widget.size_spin.setValue(5.0)
+    settings, _ = widget.settings()
+    assert settings.size_arcsec == 5.0 and settings.center.ra.deg == pytest.approx(150.0, abs=1e-4)
+    widget.cutout_box.setChecked(False)
+
     widget.ebv_edit.setText("0.02")
     assert _run(widget, qtbot) == "returned", widget.run_panel.status.text()
     assert not [n for n in notes if n[0] == "error"], notes
@@ -134,10 +149,8 @@ def test_prepare_dropped_mer_files_then_predict_with_band_sigma(euclid_viewer, q
     np.testing.assert_array_equal(back.bands, direct.bands)
     assert back.header["EBV"] == 0.02 and viewer.layers[names[0]].metadata["path"] == str(out)
 
-    # --- predict with the linear regression: band σ propagated (the model has none of its own)
-    _, predict = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict physical maps")
-    assert isinstance(predict, PredictWidget)
-    assert [predict.band_combos[b].currentText() for b in BANDS] == names[:4]  # the prepared bands win
+    # --- … and switches to the prepared bands when they arrive: band σ propagated by default
+    assert [predict.band_combos[b].currentText() for b in BANDS] == names[:4]
     assert predict.sigma_check.isEnabled() and predict.sigma_check.isChecked()
     assert predict.sigma_check.text() == "propagate band σ (32 draws)"
     predict.draws_spin.setValue(16)

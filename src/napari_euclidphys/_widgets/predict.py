@@ -199,6 +199,12 @@ class PredictWidget(QWidget):
             if current in names:
                 combo.setCurrentText(current)
             combo.blockSignals(False)
+        inserted = getattr(event, "value", None) if event is not None and event.type == "inserted" else None
+        meta = getattr(inserted, "metadata", None) or {}
+        if meta.get("prepared") and meta.get("role") == "band" and meta.get("band") in self.band_combos:
+            # a prepared observation arrives (prepare dock, or a prepared file): its bands, which
+            # come with σ, replace the band's choice
+            self.band_combos[meta["band"]].setCurrentText(inserted.name)
         if any(not c.currentText() for c in self.band_combos.values()):
             self.auto_assign(only_empty=True)
         self._update_sigma_option()

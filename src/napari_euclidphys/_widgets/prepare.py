@@ -153,6 +153,7 @@ class PrepareWidget(QWidget):
         cut_form.addRow("RA", self.ra_spin)
         cut_form.addRow("Dec", self.dec_spin)
         cut_form.addRow("size", self.size_spin)
+        self.cutout_box.toggled.connect(self._fill_cutout_centre)
 
         # --- run, save
         self.run_panel = RunPanel("Prepare")
@@ -219,6 +220,22 @@ class PrepareWidget(QWidget):
                 name = self.combos[band][key].currentText()
                 chosen[band][key] = self.viewer.layers[name] if name and name in self.viewer.layers else None
         return chosen
+
+    def _fill_cutout_centre(self, on: bool) -> None:
+        """Turning the cutout on with no centre yet: start from the centre of the I_E image."""
+        if not on or self.ra_spin.value() != 0.0 or self.dec_spin.value() != 0.0:
+            return
+        layer = self.chosen_layers()["VIS"]["science"]
+        wcs = (getattr(layer, "metadata", None) or {}).get("wcs")
+        if wcs is None:
+            return
+        try:
+            ny, nx = layer.data.shape
+            centre = wcs.celestial.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
+            self.ra_spin.setValue(float(centre.ra.deg))
+            self.dec_spin.setValue(float(centre.dec.deg))
+        except Exception:  # noqa: BLE001 - a convenience only; the user types the centre
+            return
 
     # ------------------------------------------------------------------ settings
     def settings(self):
