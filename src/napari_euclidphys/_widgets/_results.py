@@ -29,7 +29,9 @@ __all__ = [
     "FLAG_OUT_OF_RANGE",
     "FLAG_COLORS",
     "RESIDUAL_COLORMAP",
+    "FLAG_LOW_SNR",
     "band_layer_for",
+    "band_sigma_layers",
     "bands_from_layers",
     "find_truth_layer",
     "symmetric_limits",
@@ -40,9 +42,12 @@ __all__ = [
 FLAG_MASKED = 1
 #: Flag bit: pixel evaluated but its features lie outside the model's training range.
 FLAG_OUT_OF_RANGE = 2
+#: Flag bit (band σ propagated): H_E signal-to-noise below the threshold (napari_euclidphys.propagation).
+FLAG_LOW_SNR = 4
 #: Label colours of the flag layer (0 and unknown values transparent).
 FLAG_COLORS = {0: "transparent", FLAG_MASKED: "#7f7f7f", FLAG_OUT_OF_RANGE: "#ff8c00",
-               FLAG_MASKED | FLAG_OUT_OF_RANGE: "#ff0000", None: "transparent"}
+               FLAG_MASKED | FLAG_OUT_OF_RANGE: "#ff0000", FLAG_LOW_SNR: "#1f77b4",
+               FLAG_LOW_SNR | FLAG_OUT_OF_RANGE: "#9467bd", None: "transparent"}
 #: Diverging colormap of residual layers (blue: model over-predicts, red: under-predicts).
 RESIDUAL_COLORMAP = "RdBu_r"
 
@@ -52,11 +57,15 @@ def _metadata(layer) -> dict:
 
 
 def band_layer_for(band: str, layers) -> object | None:
-    """The first image layer that is band ``band`` ("VIS", "Y", "J", "H"): by metadata, else by name."""
+    """The first image layer that is band ``band`` ("VIS", "Y", "J", "H"): by metadata, else by name.
+
+    Prepared band layers (``metadata["prepared"]``: physical pixels, with σ) win over other band
+    layers, such as the MER science images they were prepared from.
+    """
     layers = [ly for ly in layers if getattr(ly, "ndim", 2) == 2 and hasattr(ly, "data")]
-    for ly in layers:
-        if _metadata(ly).get("role") == "band" and _metadata(ly).get("band") == band:
-            return ly
+    by_meta = [ly for ly in layers if _metadata(ly).get("role") == "band" and _metadata(ly).get("band") == band]
+    if by_meta:
+        return next((ly for ly in by_meta if _metadata(ly).get("prepared")), by_meta[0])
     label = BAND_LABELS[band].lower()
     for ly in layers:
         if _metadata(ly).get("role") in (None, "band") and label in ly.name.lower():
@@ -100,6 +109,36 @@ def bands_from_layers(band_layers) -> np.ndarray:
 
         return da.stack([da.asarray(d).astype(np.float32) for d in data])
     return np.stack([np.asarray(d, dtype=np.float32) for d in data])
+
+
+def band_sigma_layers(band_layers, layers) -> tuple[list, object | None] | None:
+    """The σ layers (and the flags layer) of four prepared band layers, or None.
+
+    Prepared band layers (``metadata["prepared"]``, from the prepare dock or a prepared file) come
+    with one σ layer per band (role "sigma") and a flags labels layer (role "flag", no band) of the
+    same ``source`` and shape.  Returns ([σ layer per band in BANDS order], flags layer or None), or
+    None when some band layer is not prepared or has no matching σ layer.
+    """
+    band_layers = list(band_layers)
+    if len(band_layers) != len(BANDS) or not all(_metadata(ly).get("prepared") for ly in band_layers):
+        return None
+    layers = list(layers)
+
+    def same(ly, ref) -> bool:
+        return (_metadata(ly).get("source") == _metadata(ref).get("source")
+                and tuple(ly.data.shape) == tuple(ref.data.shape))
+
+    sigma = []
+    for band, ref in zip(BANDS, band_layers):
+        match = [ly for ly in layers if _metadata(ly).get("role") == "sigma" and _metadata(ly).get("band") == band
+                 and same(ly, ref)]
+        if not match:
+            return None
+        sigma.append(match[0])
+    ref = band_layers[-1]
+    flags = [ly for ly in layers if _metadata(ly).get("role") == "flag" and _metadata(ly).get("band") is None
+             and _metadata(ly).get("prepared") and same(ly, ref)]
+    return sigma, (flags[0] if flags else None)
 
 
 def find_truth_layer(kind: str, shape, layers, prefer_source: str = "") -> object | None:
@@ -152,8 +191,9 @@ def prediction_layer_data(pred, *, pixel_pc=None, pixel_arcsec=None, truth_layer
     Returns
     -------
     (layers, metrics): layers is a list of (data, kwargs, "image"|"labels") tuples in this order —
-    per target predicted, uncertainty (when the model gives one), residual (when a truth layer is
-    given) — then one flag layer; metrics maps target -> ``regression_metrics`` of displayed truth
+    per target predicted, uncertainty (when the model gives one; the total σ when ``pred.aleatoric``
+    is filled by band-noise propagation), the band-noise part (role "aleatoric", only then), residual
+    (when a truth layer is given) — then one flag layer; metrics maps target -> ``regression_metrics`` of displayed truth
     vs displayed prediction (Δ = predicted − true, dex).
     """
     from ..metrics import regression_metrics
@@ -170,11 +210,26 @@ def prediction_layer_data(pred, *, pixel_pc=None, pixel_arcsec=None, truth_layer
                                    already_display=True)
         layers.append(predicted)
         sigma = (pred.uncertainty or {}).get(target)
+        aleatoric = (getattr(pred, "aleatoric", None) or {}).get(target)
         if sigma is not None and np.isfinite(sigma).any():
+            extra = {"unit": "dex"}
+            name = f"{stem} (uncertainty, 1σ dex) {source}"
+            if aleatoric is not None:  # band σ propagated: the total of model and band noise
+                extra["uncertainty"] = "total: model spread and band noise in quadrature"
+                name = f"{stem} (uncertainty, total 1σ dex: model ⊕ band noise) {source}"
             data, kwargs, kind = map_layer_data(np.asarray(sigma, np.float32), target, role="uncertainty",
                                                 source=source, pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec,
-                                                metadata={**common, "unit": "dex"}, already_display=True)
-            kwargs.update(name=f"{stem} (uncertainty, 1σ dex) {source}", colormap="inferno",
+                                                metadata={**common, **extra}, already_display=True)
+            kwargs.update(name=name, colormap="inferno", contrast_limits=robust_limits(data, 0.0, 99.0),
+                          visible=False)
+            layers.append((data, kwargs, kind))
+        if aleatoric is not None and np.isfinite(aleatoric).any():
+            data, kwargs, kind = map_layer_data(np.asarray(aleatoric, np.float32), target, role="aleatoric",
+                                                source=source, pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec,
+                                                metadata={**common, "unit": "dex",
+                                                          "uncertainty": "band-noise part (Monte-Carlo draws)"},
+                                                already_display=True)
+            kwargs.update(name=f"{stem} (band-noise part of σ, dex) {source}", colormap="inferno",
                           contrast_limits=robust_limits(data, 0.0, 99.0), visible=False)
             layers.append((data, kwargs, kind))
         truth = truth_layers.get(target)
@@ -196,12 +251,16 @@ def prediction_layer_data(pred, *, pixel_pc=None, pixel_arcsec=None, truth_layer
     flags = np.asarray(pred.flags, dtype=np.uint8)
     scale = layers[0][1]["scale"] if layers else (1.0, 1.0)
     units = layers[0][1]["units"] if layers else ("pixel", "pixel")
+    flag_bits = {FLAG_MASKED: "masked: invalid or below the H_E clip, not predicted",
+                 FLAG_OUT_OF_RANGE: "outside the training feature range (extrapolated)"}
+    flag_name = f"flags (grey: masked, orange: outside training range) {source}"
+    if getattr(pred, "aleatoric", None):
+        flag_bits[FLAG_LOW_SNR] = "H_E signal-to-noise below the threshold (prediction noise-dominated)"
+        flag_name = f"flags (grey: masked, orange: outside training range, blue: low S/N) {source}"
     flag_meta = {**common, "role": "flags", "unit": "", "pixel_pc": pixel_pc, "pixel_arcsec": pixel_arcsec,
-                 "fits_order": False, "source": source,
-                 "flag_bits": {FLAG_MASKED: "masked: invalid or below the H_E clip, not predicted",
-                               FLAG_OUT_OF_RANGE: "outside the training feature range (extrapolated)"}}
+                 "fits_order": False, "source": source, "flag_bits": flag_bits}
     layers.append((display_rows(flags), {
-        "name": f"flags (grey: masked, orange: outside training range) {source}",
+        "name": flag_name,
         "colormap": dict(FLAG_COLORS), "scale": scale, "units": units, "metadata": flag_meta,
         "opacity": 0.6,
     }, "labels"))

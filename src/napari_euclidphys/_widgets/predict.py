@@ -7,6 +7,10 @@
    down.
 3. **Predict** loads the bundle (sha256-verified, no pickle) and runs
    ``napari_euclidphys.inference.predict_maps`` in a thread worker with progress and **Cancel**.
+   Prepared band layers with σ layers (the "Prepare Euclid observation" dock or a prepared file)
+   run ``napari_euclidphys.propagation.predict_with_band_noise`` instead ("propagate band σ", on by
+   default then): the uncertainty layer is the total σ, the band-noise part is an extra hidden layer,
+   and pixels with H_E S/N < 5 get flag bit 4.
 4. Only when the worker returns are layers added: log10 Σ⋆ [M⊙/pc²], log10 Z⋆/Z⊙, log10 t⋆ [Gyr]
    (robust contrast limits, shared with the truth map when there is one), 1σ uncertainty in dex when the model has one, a flag layer (grey:
    masked/clipped, orange: outside the training range) and, when truth map layers of the same
@@ -29,6 +33,7 @@ from qtpy.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -36,15 +41,16 @@ from qtpy.QtWidgets import (
 )
 
 from .. import BANDS, TARGETS
-from .._layers import BAND_LABELS, TARGET_DISPLAY, robust_limits
+from .._layers import BAND_LABELS, TARGET_DISPLAY, display_rows, robust_limits
 from ..progress import Progress
 
 from ._bundles import BundleInfo, available_bundles, on_bundles_changed, read_bundle_info, register_bundle_dir
-from ._results import band_layer_for, bands_from_layers, find_truth_layer, prediction_layer_data
+from ._results import (FLAG_LOW_SNR, band_layer_for, band_sigma_layers, bands_from_layers, find_truth_layer,
+                       prediction_layer_data)
 from ._run import RunPanel
 from ._settings import load_settings, save_settings
 
-__all__ = ["PredictWidget", "predict_job", "METRIC_COLUMNS"]
+__all__ = ["PredictWidget", "predict_job", "predict_band_noise_job", "METRIC_COLUMNS"]
 
 #: Metrics table columns: (key of regression_metrics, header).
 METRIC_COLUMNS = (("r2", "R²"), ("rmse", "RMSE"), ("nmad", "NMAD"), ("f_out", "f_out"), ("bias", "bias"),
@@ -60,6 +66,18 @@ def predict_job(bundle_path, bands, targets, chunk_pixels: int):
     yield Progress(0, 1, "loading and verifying the model bundle")
     bundle = ModelBundle.load(bundle_path)
     prediction = yield from inference.predict_maps(bundle, bands, chunk_pixels=chunk_pixels, targets=targets)
+    return prediction
+
+
+def predict_band_noise_job(bundle_path, bands, sigma, bad, targets, n_draws: int, chunk_pixels: int):
+    """Like :func:`predict_job`, propagating the band σ [MJy/sr] by ``n_draws`` Monte-Carlo draws."""
+    from ..io.bundle import ModelBundle
+    from ..propagation import predict_with_band_noise
+
+    yield Progress(0, 1, "loading and verifying the model bundle")
+    bundle = ModelBundle.load(bundle_path)
+    prediction = yield from predict_with_band_noise(bundle, bands, sigma, bad=bad, n_draws=n_draws,
+                                                    chunk_pixels=chunk_pixels, targets=targets)
     return prediction
 
 
@@ -92,6 +110,24 @@ class PredictWidget(QWidget):
         self.auto_button = QPushButton("Assign bands from layer names")
         self.auto_button.clicked.connect(self.auto_assign)
         band_form.addRow(self.auto_button)
+        # prepared observations carry a σ per band: propagate it through the model (Monte-Carlo)
+        self.sigma_check = QCheckBox()
+        self.sigma_check.setToolTip("the band layers are a prepared observation with σ layers: predict also "
+                                    "N noisy copies of each pixel (band + σ·N(0,1)) and add their spread to the "
+                                    "model's own σ in quadrature; H_E S/N < 5 is flagged")
+        self.draws_spin = QSpinBox()
+        self.draws_spin.setRange(2, 1000)
+        self.draws_spin.setValue(32)
+        self.draws_spin.setToolTip("Monte-Carlo draws per pixel")
+        sigma_row = QHBoxLayout()
+        sigma_row.addWidget(self.sigma_check, 1)
+        sigma_row.addWidget(self.draws_spin)
+        band_form.addRow(sigma_row)
+        self._sigma_found = False
+        self.draws_spin.valueChanged.connect(self._label_sigma_check)
+        self._label_sigma_check()
+        for combo in self.band_combos.values():
+            combo.currentTextChanged.connect(self._update_sigma_option)
 
         # --- model
         model_box = QGroupBox("Model bundle")
@@ -163,8 +199,37 @@ class PredictWidget(QWidget):
             if current in names:
                 combo.setCurrentText(current)
             combo.blockSignals(False)
+        inserted = getattr(event, "value", None) if event is not None and event.type == "inserted" else None
+        meta = getattr(inserted, "metadata", None) or {}
+        if meta.get("prepared") and meta.get("role") == "band" and meta.get("band") in self.band_combos:
+            # a prepared observation arrives (prepare dock, or a prepared file): its bands, which
+            # come with σ, replace the band's choice
+            self.band_combos[meta["band"]].setCurrentText(inserted.name)
         if any(not c.currentText() for c in self.band_combos.values()):
             self.auto_assign(only_empty=True)
+        self._update_sigma_option()
+
+    def _label_sigma_check(self, *_) -> None:
+        self.sigma_check.setText(f"propagate band σ ({self.draws_spin.value()} draws)")
+
+    def sigma_layers(self):
+        """([σ layer per band], flags layer or None) when the chosen bands are prepared with σ, else None."""
+        try:
+            return band_sigma_layers(self.band_layers(), self.viewer.layers)
+        except ValueError:
+            return None
+
+    def _update_sigma_option(self, *_) -> None:
+        """Offer (and tick, when it becomes possible) σ propagation for prepared band layers."""
+        found = self.sigma_layers() is not None
+        if found and not self._sigma_found:
+            self.sigma_check.setChecked(True)
+        self._sigma_found = found
+        self.sigma_check.setEnabled(found)
+        self.draws_spin.setEnabled(found)
+        if not found:
+            self.sigma_check.setToolTip("needs prepared band layers with σ layers (the 'Prepare Euclid "
+                                        "observation' dock, or a prepared FITS file)")
 
     def auto_assign(self, only_empty: bool = False) -> None:
         """Pick each band's layer from metadata["band"] (reader, sample) or from the layer names."""
@@ -266,8 +331,23 @@ class PredictWidget(QWidget):
             return
         save_settings("predict", {"bundle": str(info.path)})
         self._pending = {"band_layers": band_layers, "shape": tuple(band_layers[0].data.shape)}
-        self.run_panel.start(predict_job, info.path, bands, targets, int(self.chunk_pixels),
-                             on_returned=self._on_prediction, description=f"predicting with {info.name}")
+        found = self.sigma_layers() if self.sigma_check.isChecked() else None
+        if found is None:
+            self.run_panel.start(predict_job, info.path, bands, targets, int(self.chunk_pixels),
+                                 on_returned=self._on_prediction, description=f"predicting with {info.name}")
+            return
+        sigma_layers, flags_layer = found
+        sigma = np.asarray(bands_from_layers(sigma_layers), dtype=np.float32)  # FITS order, MJy/sr
+        bad = None
+        if flags_layer is not None:
+            from ..prepare.product import PREP_FLAG_BAD
+
+            bad = (np.asarray(display_rows(flags_layer.data)) & int(PREP_FLAG_BAD)) != 0
+        n_draws = int(self.draws_spin.value())
+        self.run_panel.start(predict_band_noise_job, info.path, np.asarray(bands, dtype=np.float32), sigma, bad,
+                             targets, n_draws, max(1000, int(self.chunk_pixels) // n_draws),
+                             on_returned=self._on_prediction,
+                             description=f"predicting with {info.name} and {n_draws} band-noise draws")
 
     def _on_prediction(self, prediction) -> None:
         """Main thread: turn the returned prediction into layers and metrics."""
@@ -315,7 +395,11 @@ class PredictWidget(QWidget):
         notes = [f"added {len(added)} layers"]
         if n_out:
             notes.append(f"{n_out} pixels outside the training range (orange in the flag layer)")
-        if not any(ly.metadata.get("role") == "uncertainty" for ly in added):
+        if prediction.aleatoric:
+            n_low = int(np.count_nonzero(np.asarray(prediction.flags) & FLAG_LOW_SNR))
+            notes.append(f"uncertainty = model σ ⊕ band noise; {n_low} pixels with H_E S/N < 5 (blue in the "
+                         "flag layer)")
+        elif not any(ly.metadata.get("role") == "uncertainty" for ly in added):
             notes.append("this model gives no per-pixel uncertainty")
         if not metrics:
             notes.append("no truth map layers of this shape: no residuals or metrics")
