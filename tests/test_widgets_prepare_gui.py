@@ -126,7 +126,7 @@ def test_prepare_dropped_mer_files_then_predict_with_band_sigma(euclid_viewer, q
         direct = exhaust(prepare_observation(files, PrepareSettings(redshift=0.02, ebv=0.02)))
     names = [ly.name for ly in viewer.layers][12:]
     assert names == ([f"{LABELS[b]} [MJy/sr] {src}" for b in BANDS] + [f"{LABELS[b]} σ [MJy/sr] {src}" for b in BANDS]
-                     + [f"band ? FLAG {src}"])
+                     + [f"all bands FLAG {src}"])
     for i, b in enumerate(BANDS):
         band = viewer.layers[f"{LABELS[b]} [MJy/sr] {src}"]
         sigma = viewer.layers[f"{LABELS[b]} σ [MJy/sr] {src}"]
@@ -138,7 +138,7 @@ def test_prepare_dropped_mer_files_then_predict_with_band_sigma(euclid_viewer, q
         np.testing.assert_array_equal(band.data, display_rows(direct.bands[i]))
         np.testing.assert_array_equal(sigma.data, display_rows(direct.sigma[i]))
         assert np.nanmedian(sigma.data) > 0
-    flags = viewer.layers[f"band ? FLAG {src}"]
+    flags = viewer.layers[f"all bands FLAG {src}"]
     assert isinstance(flags, Labels)
     np.testing.assert_array_equal(flags.data, display_rows(direct.flags))
     assert band.data.shape == (28, 28)

@@ -21,6 +21,7 @@ __all__ = [
     "band_layer_data",
     "map_layer_data",
     "mer_aux_layer_data",
+    "prepared_layer_data",
     "to_display",
     "log_to_display",
     "from_display",
@@ -200,7 +201,7 @@ def mer_aux_layer_data(
     by default so they do not cover the band.
     """
     suffix, cmap, layer_type = MER_AUX_DISPLAY[role]
-    label = BAND_LABELS.get(band, "band ?") if band else "band ?"
+    label = BAND_LABELS.get(band, "band ?") if band else "all bands"
     scale, units = _scale_and_units(pixel_pc, pixel_arcsec)
     shown = display_rows(data)
     meta = {"role": role, "band": band, "unit": unit, "pixel_pc": pixel_pc, "pixel_arcsec": pixel_arcsec,
@@ -214,3 +215,24 @@ def mer_aux_layer_data(
     else:
         kwargs.update(colormap=cmap, contrast_limits=robust_limits(shown), visible=False)
     return shown, kwargs, layer_type
+
+
+def prepared_layer_data(prep, source: str, path: str | None = None) -> list[tuple]:
+    from . import BANDS
+
+    """LayerData for a :class:`~napari_euclidphys.prepare.PreparedObservation`, as the reader opens the file.
+
+    Four band layers (MJy/sr, ``pixel_pc``), their σ layers (hidden) and the flags labels layer, all
+    with ``metadata["prepared"] = True`` and the same ``source``; ``path`` is the product file once
+    saved (None before).
+    """
+    common = {"pixel_pc": prep.pixel_pc}
+    meta = {"path": None if path is None else str(path), "header": prep.header, "wcs": prep.wcs,
+            "prepared": True, "redshift": float(prep.redshift)}
+    layers = [band_layer_data(prep.bands[i], b, source=source, metadata=dict(meta), **common)
+              for i, b in enumerate(BANDS)]
+    layers += [mer_aux_layer_data(prep.sigma[i], "sigma", b, unit="MJy/sr", source=source, metadata=dict(meta),
+                                  **common) for i, b in enumerate(BANDS)]
+    layers.append(mer_aux_layer_data(prep.flags, "flag", None, unit=None, source=source, metadata=dict(meta),
+                                     **common))
+    return layers

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._layers import band_layer_data, map_layer_data, mer_aux_layer_data
+from ._layers import band_layer_data, map_layer_data, mer_aux_layer_data, prepared_layer_data
 from .io.fits import FitsReadError, read_band_image, read_fits_image, read_map_image, recognise_map_kind
 
 __all__ = ["get_reader", "read_fits_layers", "SUFFIXES"]
@@ -73,18 +73,9 @@ def _mer_companion(probe, role: str, band: str, stem: str) -> tuple:
 
 
 def _prepared_layers(path: Path) -> list[tuple]:
-    from . import BANDS
     from .prepare import read_prepared
 
-    prep = read_prepared(path)
-    stem = _galaxy_stem(path)
-    common = {"pixel_pc": prep.pixel_pc}
-    meta = {"path": str(path), "header": prep.header, "wcs": prep.wcs, "prepared": True}
-    layers = [band_layer_data(prep.bands[i], b, source=stem, metadata=meta, **common) for i, b in enumerate(BANDS)]
-    layers += [mer_aux_layer_data(prep.sigma[i], "sigma", b, unit="MJy/sr", source=stem, metadata=meta, **common)
-               for i, b in enumerate(BANDS)]
-    layers.append(mer_aux_layer_data(prep.flags, "flag", None, unit=None, source=stem, metadata=meta, **common))
-    return layers
+    return prepared_layer_data(read_prepared(path), _galaxy_stem(path), path)
 
 
 def layers_for_file(path) -> list[tuple]:

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from .. import BANDS
-from .._layers import BAND_LABELS, band_layer_data, mer_aux_layer_data
+from .._layers import BAND_LABELS, prepared_layer_data
 from ..prepare import PrepareError, PrepareSettings
 
 __all__ = [
@@ -167,20 +167,3 @@ def prepare_settings(*, redshift: str = "", distance_mpc: str = "", ebv: str = "
     return settings, notes
 
 
-def prepared_layer_data(prep, source: str, path: str | Path | None = None) -> list[tuple]:
-    """LayerData for a :class:`~napari_euclidphys.prepare.PreparedObservation`, as the reader opens the file.
-
-    Four band layers (MJy/sr, ``pixel_pc``), their σ layers (hidden) and the flags labels layer, all
-    with ``metadata["prepared"] = True`` and the same ``source``; ``path`` is the product file once
-    saved (None before).
-    """
-    common = {"pixel_pc": prep.pixel_pc}
-    meta = {"path": None if path is None else str(path), "header": prep.header, "wcs": prep.wcs,
-            "prepared": True, "redshift": float(prep.redshift)}
-    layers = [band_layer_data(prep.bands[i], b, source=source, metadata=dict(meta), **common)
-              for i, b in enumerate(BANDS)]
-    layers += [mer_aux_layer_data(prep.sigma[i], "sigma", b, unit="MJy/sr", source=source, metadata=dict(meta),
-                                  **common) for i, b in enumerate(BANDS)]
-    layers.append(mer_aux_layer_data(prep.flags, "flag", None, unit=None, source=source, metadata=dict(meta),
-                                     **common))
-    return layers

@@ -252,7 +252,7 @@ def _provenance(mers, settings, z, scale, fwhm, target, ext, matched, sky, histo
     h["HISTORY"] = "MJy/sr from each file's MAGZERO; FLAG!=0 and non-finite pixels masked"
     for line in history:
         h["HISTORY"] = line
-    h["HISTORY"] = f"extinction: x10^(0.4 k E(B-V)), k = Fitzpatrick99 R_V=3.1 through the Euclid passbands"
+    h["HISTORY"] = "extinction: x10^(0.4 k E(B-V)), k = Fitzpatrick99 R_V=3.1 through the Euclid passbands"
     h["HISTORY"] = f"PSF: photutils matching kernel (split cosine bell window) to {target}"
     h["HISTORY"] = "dimming undone: x(1+z)^3, band shift (K-correction) neglected"
     h["HISTORY"] = "sigma: RMS maps propagated, raised to the sky noise when that is larger"
