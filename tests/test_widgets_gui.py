@@ -17,22 +17,10 @@ from napari_euclidphys import BANDS, TARGETS
 from napari_euclidphys._layers import display_rows, to_display
 from napari_euclidphys.progress import Progress, exhaust
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("isolated_folders")]
 
 PLUGIN = "napari-euclidphys"
 TIMEOUT_MS = 60_000
-
-
-@pytest.fixture(autouse=True)
-def isolated_folders(tmp_path, monkeypatch):
-    """User bundle folder and QSettings in temporary folders; no browsed folders from other tests."""
-    from napari_euclidphys._widgets import _bundles
-
-    monkeypatch.setenv("NAPARI_EUCLIDPHYS_BUNDLE_DIR", str(tmp_path / "user-bundles"))
-    monkeypatch.setenv("NAPARI_EUCLIDPHYS_SETTINGS_DIR", str(tmp_path / "settings"))
-    monkeypatch.setattr(_bundles, "_EXTRA_DIRS", [])
-    monkeypatch.setattr(_bundles, "_LISTENERS", [])
-    monkeypatch.setattr(_bundles, "shipped_bundle_dirs", lambda: [])
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,7 @@ from ..progress import Progress
 from ._bundles import BundleInfo, available_bundles, on_bundles_changed, read_bundle_info, register_bundle_dir
 from ._results import (FLAG_LOW_SNR, band_layer_for, band_sigma_layers, bands_from_layers, find_truth_layer,
                        prediction_layer_data)
+from ._combos import refill_combo
 from ._run import RunPanel
 from ._settings import load_settings, save_settings
 
@@ -190,15 +191,8 @@ class PredictWidget(QWidget):
     def refresh_layers(self, event=None) -> None:
         """Re-list the image layers in the band combos, keeping choices that still exist."""
         names = [ly.name for ly in _image_layers(self.viewer)]
-        for band, combo in self.band_combos.items():
-            current = combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItem("")
-            combo.addItems(names)
-            if current in names:
-                combo.setCurrentText(current)
-            combo.blockSignals(False)
+        for combo in self.band_combos.values():
+            refill_combo(combo, names)
         inserted = getattr(event, "value", None) if event is not None and event.type == "inserted" else None
         meta = getattr(inserted, "metadata", None) or {}
         if meta.get("prepared") and meta.get("role") == "band" and meta.get("band") in self.band_combos:

@@ -41,6 +41,7 @@ from .. import BANDS
 from .._layers import BAND_LABELS
 from ..mer import PSF_FWHM_ARCSEC
 from ..progress import Progress
+from ._combos import refill_combo
 from ._prepare_data import MER_ROLES, mer_layer_for, observation_files, prepare_settings, prepared_layer_data
 from ._prepare_data import prepared_source
 from ._run import RunPanel
@@ -188,15 +189,7 @@ class PrepareWidget(QWidget):
         for key, _, _ in MER_ROLES:
             names = [ly.name for ly in self._candidates(key)]
             for band in BANDS:
-                combo = self.combos[band][key]
-                current = combo.currentText()
-                combo.blockSignals(True)
-                combo.clear()
-                combo.addItem("")
-                combo.addItems(names)
-                if current in names:
-                    combo.setCurrentText(current)
-                combo.blockSignals(False)
+                refill_combo(self.combos[band][key], names)
         self.auto_assign(only_empty=True)
 
     def auto_assign(self, only_empty: bool = False) -> None:

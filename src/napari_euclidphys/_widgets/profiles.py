@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ._combos import refill_combo
 from ._canvas import ThemedCanvas
 from ._profile_data import (
     PROFILE_YLABEL,
@@ -168,16 +169,7 @@ class ProfilesWidget(QWidget):
 
     @staticmethod
     def _fill(combo: QComboBox, names, prefer=None) -> None:
-        current = combo.currentText()
-        combo.blockSignals(True)
-        combo.clear()
-        combo.addItem(_NONE)
-        combo.addItems(names)
-        if current in names:
-            combo.setCurrentText(current)
-        elif prefer:
-            combo.setCurrentText(prefer)
-        combo.blockSignals(False)
+        refill_combo(combo, names, empty=_NONE, prefer=prefer)
 
     def _layer(self, combo):
         name = combo.currentText()
