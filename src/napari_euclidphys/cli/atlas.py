@@ -73,6 +73,11 @@ def _add_observe(sub) -> None:
     obs.add_argument("--resample", choices=("exact", "separable"), default="separable",
                      help="0.1\" resampling: reproject_exact, or separable exact overlaps (same to 1e-9, "
                           "~500x faster) [default: separable]")
+    obs.add_argument("--prepared", action="store_true",
+                     help="write each galaxy observed AND prepared back onto its 100 pc grid, as a standard "
+                          "atlas (bands in MJy/sr + a _sigma file per band + truth maps) to train "
+                          "observation-aware models on; each galaxy/projection at one redshift drawn from "
+                          "--redshift")
     obs.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     obs.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -109,9 +114,19 @@ def _observe(parser, args) -> int:
     psf = _psf_choice(parser, args)
     logging.basicConfig(level=logging.WARNING, format="napari-euclidphys-atlas: %(message)s")
     try:
-        gen = observe_atlas(args.atlas, args.out, args.redshift, depth=args.depth, psf=psf, stars=args.stars,
-                            seed=args.seed, galaxies=args.galaxies, projections=args.projections, ra=args.ra,
-                            dec=args.dec, overwrite=args.overwrite, resample=args.resample)
+        if args.prepared:
+            from ..observe.prepared import observe_prepared_atlas
+
+            if args.stars:
+                parser.error("argument --stars: not available with --prepared (stars are not removed by "
+                             "the preparation)")
+            gen = observe_prepared_atlas(args.atlas, args.out, args.redshift, depth=args.depth, psf=psf,
+                                         seed=args.seed, galaxies=args.galaxies, projections=args.projections,
+                                         overwrite=args.overwrite)
+        else:
+            gen = observe_atlas(args.atlas, args.out, args.redshift, depth=args.depth, psf=psf, stars=args.stars,
+                                seed=args.seed, galaxies=args.galaxies, projections=args.projections, ra=args.ra,
+                                dec=args.dec, overwrite=args.overwrite, resample=args.resample)
         import warnings
 
         with warnings.catch_warnings():
@@ -120,7 +135,7 @@ def _observe(parser, args) -> int:
     except (ValueError, OutputExistsError, AtlasError) as err:
         print(f"napari-euclidphys-atlas: error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote MER-like observations to {root}")
+    print(f"wrote {'observed, prepared atlas' if args.prepared else 'MER-like observations'} to {root}")
     return 0
 
 

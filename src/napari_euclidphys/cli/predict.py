@@ -434,8 +434,12 @@ def predict_prepared_file(bundle, prepared_path, out, *, targets=None, n_draws=3
 
 
 def trained_on_observations(bundle) -> bool:
-    """True when the bundle's provenance says it was trained on observed (noisy, PSF-convolved) mocks."""
-    return bool((bundle.provenance or {}).get("observation"))
+    """True when the bundle was trained on observed, prepared mocks (noise, PSF), as its provenance says."""
+    from ..observe.prepared import PREPARED_KIND
+
+    provenance = bundle.provenance or {}
+    manifest = provenance.get("atlas_manifest") or {}
+    return bool(provenance.get("observation")) or (isinstance(manifest, dict) and manifest.get("kind") == PREPARED_KIND)
 
 
 def fits_header_with_pixsize(pixel_pc: float):
