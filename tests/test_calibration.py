@@ -47,6 +47,6 @@ def test_snr_bins_and_round_trip():
     back = Calibration.from_dict(cal.to_dict())
     np.testing.assert_array_equal(back.apply("mass", raw, snr), sig)
     # bins with too few pixels fall back to the global fit
-    assert [row[4] for row in cal.bins["mass"]] == [n, 0, 0, n]
+    assert [row[4] for row in cal.bins["mass"]] == [n, 0, 0, 0, n]
     with pytest.raises(ValueError, match="no calibration pixels"):
         fit_target(np.array([np.nan]), np.array([0.1]))

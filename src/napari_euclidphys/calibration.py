@@ -20,12 +20,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Calibration", "fit_target", "calibrate", "coverage", "SNR_EDGES", "NOMINAL"]
+__all__ = ["Calibration", "fit_target", "calibrate", "coverage", "snr_bins", "in_bin", "SNR_EDGES", "NOMINAL"]
 
 #: Nominal Gaussian coverages of ±1σ and ±2σ.
 NOMINAL = (0.6827, 0.9545)
-#: Edges of the H_E S/N bins (the last bin, up to +inf, holds the noise-free pixels of idealised data).
+#: Edges of the H_E S/N bins of observed pixels; noise-free pixels (S/N = +inf, idealised data) form a
+#: bin of their own after them.
 SNR_EDGES = (0.0, 10.0, 30.0, 100.0, np.inf)
+
+
+def snr_bins() -> list[tuple[float, float]]:
+    """(lo, hi) of every S/N bin: [lo, hi) for observed pixels, then (inf, inf) for noise-free ones."""
+    return [*zip(SNR_EDGES[:-1], SNR_EDGES[1:]), (np.inf, np.inf)]
+
+
+def in_bin(snr, lo: float, hi: float) -> np.ndarray:
+    """Pixels of one S/N bin (see :func:`snr_bins`)."""
+    snr = np.asarray(snr, np.float64)
+    return snr == np.inf if lo == np.inf else (snr >= lo) & (snr < hi)
 #: Fewest calibration pixels a bin needs to get its own (a, b); otherwise the target's global fit is used.
 MIN_BIN_PIXELS = 2000
 #: Most pixels one (a, b) fit uses (a seeded random subset beyond).
@@ -94,6 +106,14 @@ def fit_target(residual, sigma) -> tuple[float, float]:
     return best
 
 
+def _json_float(value: float):
+    return None if value == np.inf else float(value)  # JSON has no infinity: None stands for +inf
+
+
+def _from_json(value) -> float:
+    return np.inf if value is None else float(value)
+
+
 @dataclass
 class Calibration:
     """Per target: a list of (snr_lo, snr_hi, a, b, n_pixels) bins; plus where it was fitted."""
@@ -107,12 +127,12 @@ class Calibration:
         snr = np.full(s.shape, np.inf) if snr is None else np.broadcast_to(np.asarray(snr, np.float64), s.shape)
         out = np.full(s.shape, np.nan)
         for lo, hi, a, b, _ in self.bins[target]:
-            sel = (snr >= lo) & (snr < hi) if np.isfinite(hi) else (snr >= lo)
+            sel = in_bin(snr, lo, hi)
             out[sel] = np.sqrt((a * s[sel]) ** 2 + b * b)
         return out.astype(np.float32)
 
     def to_dict(self) -> dict:
-        clean = {t: [[lo, (hi if np.isfinite(hi) else None), a, b, n] for lo, hi, a, b, n in rows]
+        clean = {t: [[_json_float(lo), _json_float(hi), a, b, n] for lo, hi, a, b, n in rows]
                  for t, rows in self.bins.items()}
         return {"method": "sigma_cal = sqrt((a*sigma)^2 + b^2) per H_E S/N bin", "bins": clean,
                 "source": self.source}
@@ -121,15 +141,14 @@ class Calibration:
     def from_dict(cls, data: dict) -> "Calibration":
         bins = {}
         for t, rows in data["bins"].items():
-            bins[t] = [(float(lo), float("inf") if hi is None else float(hi), float(a), float(b), int(n))
-                       for lo, hi, a, b, n in rows]
+            bins[t] = [(_from_json(lo), _from_json(hi), float(a), float(b), int(n)) for lo, hi, a, b, n in rows]
         return cls(bins=bins, source=dict(data.get("source", {})))
 
 
 def calibrate(residuals: dict, sigmas: dict, snr, source: dict | None = None) -> Calibration:
     """Fit a :class:`Calibration` from calibration pixels: target -> Δ [dex] and raw σ [dex]; H_E S/N.
 
-    Each S/N bin of :data:`SNR_EDGES` with at least :data:`MIN_BIN_PIXELS` pixels gets its own (a, b);
+    Each S/N bin of :func:`snr_bins` with at least :data:`MIN_BIN_PIXELS` pixels gets its own (a, b);
     the others use the fit over all pixels of the target.
     """
     snr = np.asarray(snr, np.float64)
@@ -138,9 +157,8 @@ def calibrate(residuals: dict, sigmas: dict, snr, source: dict | None = None) ->
         r, s = np.asarray(residuals[t], float), np.asarray(sigmas[t], float)
         global_ab = fit_target(r, s)
         rows = []
-        for lo, hi in zip(SNR_EDGES[:-1], SNR_EDGES[1:]):
-            sel = (snr >= lo) & (snr < hi) if np.isfinite(hi) else (snr >= lo)
-            sel &= np.isfinite(r)
+        for lo, hi in snr_bins():
+            sel = in_bin(snr, lo, hi) & np.isfinite(r)
             n = int(sel.sum())
             a, b = fit_target(r[sel], s[sel]) if n >= MIN_BIN_PIXELS else global_ab
             rows.append((float(lo), float(hi), float(a), float(b), n))

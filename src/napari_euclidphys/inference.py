@@ -44,7 +44,8 @@ class MapPrediction:
     ``flags``: uint8, bit 1 = masked/not evaluated, bit 2 = outside the training feature range,
     bit 4 = low S/N (set by :mod:`napari_euclidphys.propagation`).  ``aleatoric`` / ``epistemic``
     (target -> dex) are filled when band errors were propagated: the spread due to the band noise and
-    the model's own spread, which add in quadrature to ``uncertainty``.
+    the model's own spread, which add in quadrature to ``uncertainty``.  ``calibrated`` says whether
+    ``uncertainty`` was mapped through the bundle's calibration (:mod:`napari_euclidphys.uncertainty`).
     """
 
     maps: dict
@@ -59,6 +60,7 @@ class MapPrediction:
     targets: tuple = field(default_factory=tuple)
     aleatoric: dict = field(default_factory=dict)
     epistemic: dict = field(default_factory=dict)
+    calibrated: bool = False
 
 
 def _check_bands(bands) -> tuple[int, int]:

@@ -30,7 +30,8 @@ from ..progress import Progress, ProgressGenerator, exhaust
 from .mer_files import _allow_replace, _select_entries, _validate_redshifts, check_paths, write_observed
 from .model import DEPTH_CHOICES, observe_galaxy
 
-__all__ = ["observe_and_prepare", "observe_prepared_atlas", "sigma_filename", "PREPARED_KIND"]
+__all__ = ["observe_and_prepare", "observe_prepared_atlas", "sigma_filename", "load_sigma", "is_observed_atlas",
+           "PREPARED_KIND"]
 
 #: ``kind`` of the manifest of an observed, prepared atlas.
 PREPARED_KIND = "observed-prepared"
@@ -147,3 +148,23 @@ def _manifest(atlas, atlas_real, zs, depth, psf, seed, pixel_pc, records) -> dic
         "note": "bands observed as Euclid MER mosaics (dimming, PSF, 0.1\" grid, noise) and prepared back; "
                 "truth maps unchanged",
     }
+
+
+def load_sigma(atlas, galaxy_id: int, projection: str) -> np.ndarray:
+    """The (4, ny, nx) band 1σ maps [MJy/sr] of an observed, prepared atlas entry (BANDS order)."""
+    from ..io.atlas import AtlasError
+    from ..io.fits import FitsReadError, read_fits_image
+
+    maps = []
+    for band in BANDS:
+        path = Path(atlas.root) / sigma_filename(galaxy_id, projection, band)
+        try:
+            maps.append(read_fits_image(path).data)
+        except FitsReadError as err:
+            raise AtlasError(f"{path}: σ map of an observed, prepared atlas missing or unreadable ({err})") from None
+    return np.stack(maps).astype(np.float32)
+
+
+def is_observed_atlas(atlas) -> bool:
+    """True when the atlas was written by :func:`observe_prepared_atlas` (it has σ maps)."""
+    return isinstance(atlas.manifest, dict) and atlas.manifest.get("kind") == PREPARED_KIND

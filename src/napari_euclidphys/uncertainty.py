@@ -1,0 +1,153 @@
+"""Uncertainty of a model bundle on whole galaxies: collecting calibration pixels, calibrating, coverage.
+
+Works on idealised atlases (noise-free bands: the raw σ is the model's own spread, S/N = ∞) and on
+observed, prepared atlases (:func:`napari_euclidphys.observe.prepared.observe_prepared_atlas`: the band σ
+is propagated through the model by Monte-Carlo draws and added to the model's spread; S/N = I_H / σ_H).
+The calibration is fitted on galaxies the model never saw and stored in the bundle; :func:`calibrated`
+applies it to a prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import BANDS, TARGETS
+from .calibration import NOMINAL, Calibration, calibrate, coverage, in_bin, snr_bins
+from .inference import FLAG_MASKED, MapPrediction, predict_maps
+from .progress import exhaust
+
+__all__ = ["PixelSample", "atlas_pixels", "calibrate_on_atlases", "calibrated", "coverage_table", "pixel_snr"]
+
+_H = BANDS.index("H")
+
+
+def pixel_snr(bands, sigma) -> np.ndarray:
+    """H_E signal-to-noise per pixel; +inf where σ is 0 or absent (idealised data)."""
+    if sigma is None:
+        return np.full(np.shape(bands)[1:], np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = np.asarray(bands[_H], np.float64) / np.asarray(sigma[_H], np.float64)
+    return np.where(np.asarray(sigma[_H]) > 0, snr, np.inf)
+
+
+@dataclass
+class PixelSample:
+    """Evaluated pixels pooled over galaxies: per target Δ = pred − true and raw σ [dex]; S/N, galaxy, z."""
+
+    residual: dict
+    sigma: dict
+    snr: dict
+    galaxy: dict
+    redshift: dict
+
+    def subset(self, target: str, mask) -> tuple[np.ndarray, np.ndarray]:
+        return self.residual[target][mask], self.sigma[target][mask]
+
+
+def _predict(bundle, atlas, gid, proj, observed: bool, n_draws: int, seed: int):
+    from .observe.prepared import load_sigma
+    from .propagation import predict_with_band_noise
+
+    bands = atlas.load_bands(gid, proj)
+    if not observed:
+        return exhaust(predict_maps(bundle, bands)), pixel_snr(bands, None)
+    sigma = load_sigma(atlas, gid, proj)
+    bad = ~np.all(np.isfinite(bands), axis=0)
+    pred = exhaust(predict_with_band_noise(bundle, bands, sigma, bad=bad, n_draws=n_draws, seed=seed))
+    return pred, pixel_snr(bands, sigma)
+
+
+def atlas_pixels(bundle, atlas, *, projections=None, galaxies=None, n_draws: int = 16, seed: int = 0) -> PixelSample:
+    """Predict every selected galaxy of ``atlas`` with ``bundle`` and pool the evaluated pixels.
+
+    Pixels count when the model evaluated them and the truth is positive and finite.
+    """
+    from .observe.prepared import is_observed_atlas
+
+    observed = is_observed_atlas(atlas)
+    zs = {(e["galaxy_id"], e["projection"]): e["redshift"] for e in atlas.manifest["entries"]} if observed else {}
+    parts = {t: [] for t in bundle.targets}
+    for k, (gid, proj) in enumerate(atlas.entries(projections)):
+        if galaxies is not None and gid not in galaxies:
+            continue
+        pred, snr = _predict(bundle, atlas, gid, proj, observed, n_draws, seed + k)
+        truth = dict(zip(TARGETS, atlas.load_maps(gid, proj)))
+        evaluated = (pred.flags & FLAG_MASKED) == 0
+        for t in bundle.targets:
+            ok = evaluated & np.isfinite(truth[t]) & (truth[t] > 0)
+            n = int(ok.sum())
+            parts[t].append((pred.log_maps[t][ok] - np.log10(truth[t][ok]), pred.uncertainty[t][ok], snr[ok],
+                             np.full(n, gid), np.full(n, zs.get((gid, proj), 0.0))))
+    cat = {t: [np.concatenate([p[i] for p in parts[t]]) if parts[t] else np.empty(0) for i in range(5)]
+           for t in bundle.targets}
+    return PixelSample(*({t: cat[t][i] for t in bundle.targets} for i in range(5)))
+
+
+def calibrate_on_atlases(bundle, atlases, *, n_draws: int = 16, seed: int = 0) -> Calibration:
+    """Fit the bundle's :class:`Calibration` on the pooled pixels of ``atlases`` (galaxies it never saw)."""
+    samples = [atlas_pixels(bundle, a, n_draws=n_draws, seed=seed) for a in atlases]
+    residual = {t: np.concatenate([s.residual[t] for s in samples]) for t in bundle.targets}
+    sigma = {t: np.concatenate([s.sigma[t] for s in samples]) for t in bundle.targets}
+    snr = np.concatenate([s.snr[bundle.targets[0]] for s in samples])
+    for t in bundle.targets[1:]:  # every target is evaluated on the same pixels
+        if len(np.concatenate([s.snr[t] for s in samples])) != len(snr):
+            raise ValueError("targets were evaluated on different pixels; cannot share the S/N bins")
+    source = {"atlases": [str(a.root) for a in atlases],
+              "galaxies": sorted({int(g) for s in samples for g in np.unique(s.galaxy[bundle.targets[0]])}),
+              "n_draws": n_draws, "pixels": int(len(snr))}
+    return calibrate(residual, sigma, snr, source=source)
+
+
+def calibrated(bundle, prediction: MapPrediction, snr) -> MapPrediction:
+    """The prediction with ``uncertainty`` replaced by the bundle's calibrated σ (unchanged without one)."""
+    cal = getattr(bundle, "calibration", None)
+    if cal is None:
+        return prediction
+    for t in prediction.targets:
+        if t in cal.bins:
+            raw = prediction.uncertainty[t]
+            prediction.uncertainty[t] = np.where(np.isfinite(prediction.log_maps[t]), cal.apply(t, raw, snr),
+                                                 np.nan).astype(np.float32)
+    prediction.calibrated = True
+    return prediction
+
+
+def coverage_table(sample: PixelSample, cal: Calibration | None, group: str = "all") -> list[dict]:
+    """Coverage at 1σ and 2σ per target (and per S/N bin or redshift when ``group`` says so)."""
+    rows = []
+    for t in sample.residual:
+        snr = sample.snr[t]
+        sig = cal.apply(t, sample.sigma[t], snr) if cal is not None else sample.sigma[t]
+        keys = _groups(sample, t, group)
+        for label, mask in keys:
+            n = int(mask.sum())
+            if n == 0:
+                continue
+            r = sample.residual[t][mask]
+            rows.append({"target": t, "group": label, "n": n, "fraction": n / len(snr),
+                         "cover1": coverage(r, sig[mask], 1), "cover2": coverage(r, sig[mask], 2)})
+    return rows
+
+
+def _groups(sample: PixelSample, t: str, group: str):
+    snr = sample.snr[t]
+    if group == "all":
+        return [("all", np.ones(len(snr), bool))]
+    if group == "snr":
+        out = []
+        for lo, hi in snr_bins():
+            label = "noise-free" if lo == np.inf else (f"S/N {lo:g}–{hi:g}" if np.isfinite(hi) else f"S/N ≥ {lo:g}")
+            out.append((label, in_bin(snr, lo, hi)))
+        return out
+    if group == "redshift":
+        z = sample.redshift[t]
+        return [(f"z = {v:g}", z == v) for v in np.unique(z)]
+    raise ValueError(f"group must be all, snr or redshift, got {group!r}")
+
+
+def nominal_gap(rows) -> float:
+    """Largest |coverage − nominal| [percentage points] over the rows, 1σ and 2σ."""
+    gaps = [abs(r["cover1"] - NOMINAL[0]) for r in rows] + [abs(r["cover2"] - NOMINAL[1]) for r in rows]
+    return 100.0 * max(gaps) if gaps else float("nan")

@@ -1,0 +1,80 @@
+"""Calibrating a bundle on ideal and observed galaxies it never saw; coverage tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_euclidphys.calibration import NOMINAL
+from napari_euclidphys.cli.atlas import main as atlas_main
+from napari_euclidphys.inference import predict_maps
+from napari_euclidphys.io.atlas import open_atlas
+from napari_euclidphys.io.bundle import ModelBundle
+from napari_euclidphys.progress import exhaust
+from napari_euclidphys.training.toy import write_toy_atlas
+from napari_euclidphys.uncertainty import atlas_pixels, calibrate_on_atlases, calibrated, coverage_table
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+@pytest.fixture(scope="module")
+def atlases(tmp_path_factory):
+    root = tmp_path_factory.mktemp("unc")
+    write_toy_atlas(root / "ideal", n_galaxies=3, npix=36, seed=3)
+    assert atlas_main(["observe", "--atlas", str(root / "ideal"), "--out", str(root / "obs"), "--redshift",
+                       "0.01,0.02", "--prepared", "--seed", "2", "--quiet"]) == 0
+    return open_atlas(root / "ideal"), open_atlas(root / "obs")
+
+
+@pytest.fixture(scope="module")
+def rf():
+    return ModelBundle.load(MODELS / "euclidphys-rf-bands-synth")
+
+
+def test_pixels_of_ideal_and_observed_atlases(rf, atlases):
+    ideal, observed = atlases
+    a = atlas_pixels(rf, ideal)
+    b = atlas_pixels(rf, observed, n_draws=4)
+    assert np.all(np.isinf(a.snr["mass"])) and np.all(np.isfinite(b.snr["mass"]))
+    assert set(np.unique(b.redshift["mass"])) <= {0.01, 0.02}
+    assert len(a.residual["age"]) == len(a.sigma["age"]) > 100
+    # observed pixels carry the band noise on top of the forest's spread
+    assert np.nanmedian(b.sigma["metallicity"]) > np.nanmedian(a.sigma["metallicity"])
+
+
+def test_calibration_makes_coverage_nominal_where_fitted(rf, atlases, monkeypatch):
+    from napari_euclidphys import calibration
+
+    monkeypatch.setattr(calibration, "MIN_BIN_PIXELS", 100)  # tiny atlases: every bin fits its own (a, b)
+    cal = calibrate_on_atlases(rf, list(atlases), n_draws=4)
+    for atlas in atlases:
+        sample = atlas_pixels(rf, atlas, n_draws=4)
+        raw = coverage_table(sample, None)
+        fitted = coverage_table(sample, cal)
+        for r_raw, r_cal in zip(raw, fitted):
+            # the bins are fitted on exactly these pixels: 1σ coverage is nominal in each
+            assert r_cal["cover1"] == pytest.approx(NOMINAL[0], abs=0.02)
+            assert r_raw["cover1"] < r_cal["cover1"]  # the forest's spread alone is over-confident
+    assert cal.source["galaxies"] and cal.source["pixels"] > 100
+
+
+def test_calibrated_prediction(rf, atlases):
+    ideal, _ = atlases
+    cal = calibrate_on_atlases(rf, [ideal])
+    gid = ideal.galaxy_ids[0]
+    bands = ideal.load_bands(gid, "O5")
+    raw = exhaust(predict_maps(rf, bands))
+    raw_mass = raw.uncertainty["mass"].copy()
+    rf.calibration = cal
+    try:
+        pred = calibrated(rf, raw, np.inf)
+    finally:
+        rf.calibration = None
+    ok = np.isfinite(raw_mass)
+    a, b = cal.bins["mass"][-1][2:4]
+    np.testing.assert_allclose(pred.uncertainty["mass"][ok], np.sqrt((a * raw_mass[ok]) ** 2 + b * b), rtol=1e-5)
+    assert pred.calibrated
+    with pytest.raises(ValueError, match="group must be"):
+        coverage_table(atlas_pixels(rf, ideal), cal, group="nope")
