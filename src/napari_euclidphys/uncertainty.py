@@ -34,13 +34,15 @@ def pixel_snr(bands, sigma) -> np.ndarray:
 
 @dataclass
 class PixelSample:
-    """Evaluated pixels pooled over galaxies: per target Δ = pred − true and raw σ [dex]; S/N, galaxy, z."""
+    """Evaluated pixels pooled over galaxies, per target: Δ = pred − true and raw σ [dex], H_E S/N, galaxy
+    id, redshift (0 for idealised data) and log10 of the truth."""
 
     residual: dict
     sigma: dict
     snr: dict
     galaxy: dict
     redshift: dict
+    truth_log: dict
 
     def subset(self, target: str, mask) -> tuple[np.ndarray, np.ndarray]:
         return self.residual[target][mask], self.sigma[target][mask]
@@ -78,11 +80,12 @@ def atlas_pixels(bundle, atlas, *, projections=None, galaxies=None, n_draws: int
         for t in bundle.targets:
             ok = evaluated & np.isfinite(truth[t]) & (truth[t] > 0)
             n = int(ok.sum())
-            parts[t].append((pred.log_maps[t][ok] - np.log10(truth[t][ok]), pred.uncertainty[t][ok], snr[ok],
-                             np.full(n, gid), np.full(n, zs.get((gid, proj), 0.0))))
-    cat = {t: [np.concatenate([p[i] for p in parts[t]]) if parts[t] else np.empty(0) for i in range(5)]
+            log_true = np.log10(truth[t][ok])
+            parts[t].append((pred.log_maps[t][ok] - log_true, pred.uncertainty[t][ok], snr[ok],
+                             np.full(n, gid), np.full(n, zs.get((gid, proj), 0.0)), log_true))
+    cat = {t: [np.concatenate([p[i] for p in parts[t]]) if parts[t] else np.empty(0) for i in range(6)]
            for t in bundle.targets}
-    return PixelSample(*({t: cat[t][i] for t in bundle.targets} for i in range(5)))
+    return PixelSample(*({t: cat[t][i] for t in bundle.targets} for i in range(6)))
 
 
 def calibrate_on_atlases(bundle, atlases, *, n_draws: int = 16, seed: int = 0) -> Calibration:

@@ -15,7 +15,6 @@ given ones, so a training set spans the redshift range without repeating a galax
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import warnings
 from pathlib import Path

@@ -1,0 +1,159 @@
+#!/usr/bin/env python
+"""The paper's aleatoric experiment and calibrated error bars (issue "Models that know they look through noise").
+
+    .venv/bin/python tools/uncertainty_experiment.py \\
+        --ideal-models models/euclidphys-{lr,rf,dnn}-bands-synth \\
+        --observed-models models/euclidphys-{lr,rf,dnn}-bands-wide-synth \\
+        --calib ATLAS_CAL --calib-observed ATLAS_CAL_OBS --test ATLAS_TEST --test-observed ATLAS_TEST_OBS \\
+        --out benchmarks/output/uncertainty [--write-calibration]
+
+1. Calibrates every bundle on the calibration galaxies (an atlas seed the models never saw; its ideal and
+   its observed, prepared version pooled, so one calibration serves noise-free and noisy inputs through
+   its S/N bins); ``--write-calibration`` stores it in the bundle (bundle.json is rewritten, hashes kept).
+2. On the test galaxies (another unseen seed): the 2 × 2 table — ideal- vs observation-trained models on
+   ideal vs observed galaxies — of R², RMSE and f_out per target; coverage of the calibrated σ at 1σ and
+   2σ per target, per H_E S/N bin and per redshift, with the raw (uncalibrated) coverage beside it.
+3. A reliability diagram (coverage vs nominal probability) per target.
+
+Writes ``uncertainty.md``, ``uncertainty.json`` and ``reliability.png`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+_LABEL = {"mass": "Σ⋆", "metallicity": "Z⋆", "age": "t⋆"}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ideal-models", nargs="+", required=True)
+    p.add_argument("--observed-models", nargs="+", default=[])
+    p.add_argument("--calib", required=True)
+    p.add_argument("--calib-observed", required=True)
+    p.add_argument("--test", required=True)
+    p.add_argument("--test-observed", required=True)
+    p.add_argument("--draws", type=int, default=16)
+    p.add_argument("--out", default="benchmarks/output/uncertainty")
+    p.add_argument("--write-calibration", action="store_true", help="store the calibration in each bundle")
+    return p.parse_args(argv)
+
+
+def _metrics(sample, t) -> dict:
+    from napari_euclidphys.metrics import regression_metrics
+
+    return regression_metrics(sample.truth_log[t], sample.truth_log[t] + sample.residual[t])
+
+
+def evaluate(bundle, atlases: dict, draws: int) -> dict:
+    from napari_euclidphys.uncertainty import atlas_pixels
+
+    return {name: atlas_pixels(bundle, atlas, n_draws=draws, seed=11) for name, atlas in atlases.items()}
+
+
+def reliability_figure(curves: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import norm
+
+    targets = sorted({k[1] for k in curves}, key=["mass", "metallicity", "age"].index)
+    fig, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 4), constrained_layout=True)
+    ks = np.linspace(0.05, 3.0, 40)
+    nominal = 2 * norm.cdf(ks) - 1
+    for ax, t in zip(np.atleast_1d(axes), targets):
+        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
+        for (name, target, state), (r, s) in curves.items():
+            if target != t:
+                continue
+            cover = [np.mean(np.abs(r) < k * s) for k in ks]
+            ax.plot(nominal, cover, label=f"{name} ({state})", ls="-" if state == "calibrated" else ":")
+        ax.set(title=f"{_LABEL[t]}", xlabel="nominal coverage", ylabel="observed coverage", xlim=(0, 1), ylim=(0, 1))
+        ax.legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from napari_euclidphys.io.atlas import open_atlas
+    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.uncertainty import calibrate_on_atlases, coverage_table, nominal_gap
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    calib = [open_atlas(args.calib), open_atlas(args.calib_observed)]
+    tests = {"ideal": open_atlas(args.test), "observed": open_atlas(args.test_observed)}
+    results, curves = {}, {}
+    for trained, paths in (("ideal-trained", args.ideal_models), ("observation-trained", args.observed_models)):
+        for path in paths:
+            bundle = ModelBundle.load(path)
+            cal = calibrate_on_atlases(bundle, calib, n_draws=args.draws, seed=7)
+            if args.write_calibration:
+                bundle.calibration = cal
+                bundle.save_calibration()
+            samples = evaluate(bundle, tests, args.draws)
+            entry = {"trained": trained, "kind": bundle.kind, "calibration": cal.to_dict(), "test": {}}
+            for name, sample in samples.items():
+                entry["test"][name] = {
+                    "metrics": {t: _metrics(sample, t) for t in bundle.targets},
+                    "coverage": coverage_table(sample, cal),
+                    "coverage_raw": coverage_table(sample, None),
+                    "coverage_snr": coverage_table(sample, cal, "snr"),
+                    "coverage_z": coverage_table(sample, cal, "redshift") if name == "observed" else [],
+                }
+                for t in bundle.targets:
+                    r, s = sample.residual[t], sample.sigma[t]
+                    curves[(f"{bundle.kind} {trained.split('-')[0]} on {name}", t, "calibrated")] = (
+                        r, cal.apply(t, s, sample.snr[t]))
+            entry["worst_gap_pp"] = {name: nominal_gap(entry["test"][name]["coverage"]) for name in samples}
+            results[bundle.name] = entry
+            print(f"{bundle.name}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    reliability_figure({k: v for k, v in curves.items() if "rf" in k[0]} or curves, out / "reliability.png")
+    (out / "uncertainty.json").write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
+    text = markdown(results, time.perf_counter() - t0, args)
+    (out / "uncertainty.md").write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+def markdown(results: dict, seconds: float, args) -> str:
+    lines = [f"Calibration atlases: `{args.calib}`, `{args.calib_observed}`; test atlases: `{args.test}`, "
+             f"`{args.test_observed}`; {args.draws} noise draws per pixel; {seconds:.0f} s.", "",
+             "### The 2 × 2 table (test galaxies)", "",
+             "| model | trained on | tested on | target | R² | RMSE [dex] | f_out [%] |", "|---|---|---|---|---|---|---|"]
+    for name, e in results.items():
+        for test, res in e["test"].items():
+            for t, m in res["metrics"].items():
+                lines.append(f"| {e['kind']} | {e['trained'].split('-')[0]} | {test} | {_LABEL[t]} | {m['r2']:.3f} | "
+                             f"{m['rmse']:.3f} | {100 * m['f_out']:.1f} |")
+    lines += ["", "### Coverage of the calibrated σ (raw σ in brackets), test galaxies", "",
+              "| model | trained on | tested on | target | 1σ [%] (raw) | 2σ [%] (raw) |", "|---|---|---|---|---|---|"]
+    for name, e in results.items():
+        for test, res in e["test"].items():
+            for row, raw in zip(res["coverage"], res["coverage_raw"]):
+                lines.append(f"| {e['kind']} | {e['trained'].split('-')[0]} | {test} | {_LABEL[row['target']]} | "
+                             f"{100 * row['cover1']:.1f} ({100 * raw['cover1']:.1f}) | "
+                             f"{100 * row['cover2']:.1f} ({100 * raw['cover2']:.1f}) |")
+    lines += ["", "### Coverage per H_E S/N bin and per redshift (observed test galaxies; bins with ≥ 5 % of pixels)", "",
+              "| model | trained on | target | bin | pixels [%] | 1σ [%] | 2σ [%] |", "|---|---|---|---|---|---|---|"]
+    for name, e in results.items():
+        res = e["test"]["observed"]
+        for row in res["coverage_snr"] + res["coverage_z"]:
+            if row["fraction"] >= 0.05:
+                lines.append(f"| {e['kind']} | {e['trained'].split('-')[0]} | {_LABEL[row['target']]} | {row['group']} | "
+                             f"{100 * row['fraction']:.0f} | {100 * row['cover1']:.1f} | {100 * row['cover2']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
