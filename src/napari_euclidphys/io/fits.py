@@ -27,6 +27,7 @@ from .. import BANDS
 
 __all__ = [
     "FitsReadError",
+    "AmbiguousUnitError",
     "FitsImage",
     "BandImage",
     "MapImage",
@@ -89,6 +90,8 @@ class FitsImage:
     wcs: WCS | None = None
     unit: u.UnitBase | None = None
     bunit: str | None = None
+    #: Why BUNIT could not be taken as written (an ambiguous all-capitals unit), else None.
+    unit_error: str | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -264,8 +267,16 @@ def read_fits_image(
     wcs = _read_wcs(header)
     bunit = header.get("BUNIT")
     bunit = str(bunit).strip() if bunit is not None else None
+    unit, unit_error = _unit_or_error(bunit)
     return FitsImage(data=data, header=header, path=path, hdu_name=hdu_name, wcs=wcs,
-                     unit=_parse_unit(bunit), bunit=bunit)
+                     unit=unit, bunit=bunit, unit_error=unit_error)
+
+
+def _unit_or_error(bunit: str | None) -> tuple[u.UnitBase | None, str | None]:
+    try:
+        return _parse_unit(bunit), None
+    except AmbiguousUnitError as err:
+        return None, str(err)
 
 
 def _read_wcs(header: fits.Header) -> WCS | None:
@@ -280,26 +291,83 @@ def _read_wcs(header: fits.Header) -> WCS | None:
     return wcs
 
 
-_UNIT_ALIASES = {
-    "MJY/SR": MJY_SR, "MJY SR-1": MJY_SR, "MJY.SR-1": MJY_SR, "MJY/STERADIAN": MJY_SR,
-    "MSUN/PC2": u.Msun / u.pc**2, "MSUN/PC^2": u.Msun / u.pc**2, "MSUN PC-2": u.Msun / u.pc**2,
-    "SOLMASS/PC2": u.Msun / u.pc**2, "GYR": u.Gyr, "YR": u.yr,
-}
+#: SI prefixes tried when an all-capitals BUNIT does not parse as written (case decides the scale).
+_PREFIXES = ("", "Y", "Z", "E", "P", "T", "G", "M", "k", "h", "da", "d", "c", "m", "u", "n", "p", "f", "a")
+#: Base units an all-capitals BUNIT is matched against (case-insensitively, with every SI prefix).
+_CAPS_BASES = ("Jy/sr", "Jy/arcsec2", "W/(m2 Hz sr)", "erg/(s cm2 Hz sr)", "solMass/pc2", "Msun/pc2",
+               "yr", "Jy", "sr")
+
+
+class AmbiguousUnitError(ValueError):
+    """A BUNIT whose case was lost, so that its scale is ambiguous (``'MJY/SR'``: MJy/sr or mJy/sr?)."""
+
+
+def _astropy_unit(text: str) -> u.UnitBase | None:
+    """``text`` parsed case-sensitively as FITS, then generic, then CDS unit string; None if none parses."""
+    for fmt in ("fits", "generic", "cds"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                unit = u.Unit(text, format=fmt)
+        except (ValueError, TypeError):
+            continue
+        if isinstance(unit, u.UnrecognizedUnit):
+            continue
+        return unit
+    return None
+
+
+def _caps_key(text: str) -> str:
+    """Upper-cased unit string with the usual spellings of 'per steradian' etc. made alike."""
+    key = re.sub(r"\s+", " ", text.strip().upper())
+    key = key.replace("STERADIAN", "SR").replace("^", "").replace("**", "")
+    key = re.sub(r"[ .](SR|PC2|ARCSEC2)-1", r"/\1", key)
+    key = re.sub(r"[ .](SR|PC|ARCSEC)-2", r"/\g<1>2", key)
+    return key.replace(" ", "")
+
+
+def _caps_readings(text: str) -> dict[str, u.UnitBase]:
+    """Readings of an all-capitals unit string: {'MJy/sr': unit, 'mJy/sr': unit} for 'MJY/SR'."""
+    key = _caps_key(text)
+    found: dict[str, u.UnitBase] = {}
+    for base in _CAPS_BASES:
+        for prefix in _PREFIXES:
+            cand = f"{prefix}{base}"
+            if _caps_key(cand) != key and _caps_key(cand.replace("solMass", "Msun")) != key:
+                continue
+            unit = _astropy_unit(cand)
+            if unit is not None and not any(unit == other for other in found.values()):
+                found[cand] = unit
+    return found
 
 
 def _parse_unit(bunit: str | None) -> u.UnitBase | None:
-    if bunit is None:
+    """BUNIT as an astropy unit, parsed case-sensitively (``mJy/sr`` is milli, ``MJy/sr`` mega).
+
+    Returns None for a missing, empty or unknown unit.  A string that does not parse as written and
+    is all capitals is matched against the known units with every SI prefix: one reading is taken
+    ('JY/SR' is Jy/sr); several (``'MJY/SR'``: MJy/sr or mJy/sr) raise :class:`AmbiguousUnitError`
+    naming them, because an SI prefix is never guessed from case.
+    """
+    if bunit is None or not bunit.strip():
         return None
-    key = bunit.strip().upper()
-    if key in _UNIT_ALIASES:
-        return _UNIT_ALIASES[key]
-    if key == "":
-        return None
-    for fmt in ("fits", "generic"):
-        try:
-            return u.Unit(bunit, format=fmt)
-        except (ValueError, TypeError):
-            continue
+    unit = _astropy_unit(bunit.strip())
+    if unit is not None:
+        return unit
+    letters = [c for c in bunit if c.isalpha()]
+    if letters and (all(c.isupper() for c in letters) or all(c.islower() for c in letters)):
+        readings = _caps_readings(bunit)
+        if len(readings) == 1:
+            return next(iter(readings.values()))
+        if len(readings) > 1:
+            ref = next(iter(readings.values()))
+            detail = " or ".join(
+                f"{name} (x{float(unit.to(ref)) if unit.is_equivalent(ref) else float('nan'):.3g})"
+                for name, unit in readings.items())
+            raise AmbiguousUnitError(
+                f"BUNIT {bunit!r} is ambiguous: written in one case, it reads as {detail}; the case of "
+                "an SI prefix decides the scale and is never guessed; state the unit explicitly "
+                "(--unit on the command line, unit= in read_band_image) or correct BUNIT")
     return None
 
 
@@ -384,6 +452,7 @@ def read_band_image(
     band: str | None = None,
     hdu: int | str | None = None,
     pixel_scale_arcsec: float | None = None,
+    unit: str | u.UnitBase | None = None,
 ) -> BandImage:
     """Read a Euclid band image and return it in MJy/sr (float32, FITS pixel order).
 
@@ -398,6 +467,10 @@ def read_band_image(
         HDU index or EXTNAME to read.
     pixel_scale_arcsec
         Pixel side [arcsec] to use for a MAGZERO conversion when the file has no celestial WCS.
+    unit
+        The unit of the pixel values, replacing the file's BUNIT (e.g. ``"mJy/sr"``, or ``"adu"``
+        to use MAGZERO); parsed case-sensitively.  Use it when BUNIT is missing, wrong or
+        ambiguous (``'MJY/SR'`` is refused: MJy/sr or mJy/sr?).
 
     Raises
     ------
@@ -406,6 +479,8 @@ def read_band_image(
         MAGZERO keyword; the message names the file and the unit found.
     """
     image = read_fits_image(path, hdu=hdu)
+    if unit is not None:
+        _override_unit(image, unit)
     if band is not None:
         band = band.upper()
         if band not in BANDS:
@@ -419,6 +494,22 @@ def read_band_image(
     )
 
 
+def _override_unit(image: FitsImage, unit) -> None:
+    """Replace the BUNIT of ``image`` by the unit the caller states (FitsReadError if not a unit)."""
+    text = unit.to_string() if isinstance(unit, u.UnitBase) else str(unit).strip()
+    if text.upper() in _COUNT_UNITS:
+        image.unit, image.bunit, image.unit_error = None, text, None
+        return
+    try:
+        parsed = unit if isinstance(unit, u.UnitBase) else _parse_unit(text)
+    except AmbiguousUnitError as err:
+        raise FitsReadError(f"{image.path}: the unit given ({err})") from None
+    if parsed is None:
+        raise FitsReadError(f"{image.path}: the unit given, {text!r}, is not a unit astropy knows "
+                            "(written case-sensitively, e.g. 'MJy/sr', 'mJy/sr', 'Jy/sr', 'adu')")
+    image.unit, image.bunit, image.unit_error = parsed, text, None
+
+
 def _scaled(image: FitsImage, factor: float, what: str) -> np.ndarray:
     """``image.data * factor`` as float32; FitsReadError when finite values overflow float32."""
     with np.errstate(over="ignore"):
@@ -430,6 +521,8 @@ def _scaled(image: FitsImage, factor: float, what: str) -> np.ndarray:
 
 
 def _to_mjy_sr(image: FitsImage, pixel_scale_arcsec: float | None) -> tuple[np.ndarray, str | None]:
+    if image.unit_error:
+        raise FitsReadError(f"{image.path}: {image.unit_error}")
     unit, bunit = image.unit, image.bunit
     if unit is not None and unit != u.dimensionless_unscaled:
         try:
@@ -485,6 +578,7 @@ def open_band_dask(
     hdu: int | str | None = None,
     chunks: int | tuple = 2048,
     pixel_scale_arcsec: float | None = None,
+    unit: str | u.UnitBase | None = None,
 ):
     """Open a (possibly larger-than-memory) band image lazily as a float32 dask array in MJy/sr.
 
@@ -512,7 +606,9 @@ def open_band_dask(
     probe = FitsImage(data=np.ones((1, 1), np.float32), header=header, path=path,
                       hdu_name=chosen.name or "PRIMARY", wcs=_read_wcs(header),
                       bunit=(str(header["BUNIT"]).strip() if "BUNIT" in header else None))
-    probe.unit = _parse_unit(probe.bunit)
+    probe.unit, probe.unit_error = _unit_or_error(probe.bunit)
+    if unit is not None:
+        _override_unit(probe, unit)
     unit_image, converted = _to_mjy_sr(probe, pixel_scale_arcsec)  # conversion of a pixel worth 1
     factor = np.float32(unit_image[0, 0])
     from dask.base import tokenize
@@ -538,6 +634,8 @@ def read_map_image(path: str | os.PathLike, kind: str | None = None, hdu: int | 
     otherwise a :class:`FitsReadError` names the file and the unit found.
     """
     image = read_fits_image(path, hdu=hdu)
+    if image.unit_error:
+        raise FitsReadError(f"{image.path}: {image.unit_error}")
     kind = kind or recognise_map_kind(image.path, image.header)
     data = image.data
     unit = image.unit
