@@ -168,3 +168,289 @@ def test_hdf5_weights_reading_outside_the_file_or_too_large_are_refused(make, me
     assert str(path) in str(info.value)
     with pytest.raises(ModelFileError, match=message):
         check_keras_archive(path)  # what a checkpoint resume runs before Keras sees the file
+
+
+# -- 2. band order when the bands cannot be recognised ---------------------------------------------
+def _anonymous(folder, img=None):
+    """Four band files whose names and headers name no band."""
+    img = _good_bands() if img is None else img
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(4):
+        path = folder / f"frame{i + 1}.fits"
+        fits.PrimaryHDU(img[i], header=celestial_header(img[i].shape)).writeto(path)
+        paths.append(path)
+    return paths
+
+
+def test_unrecognised_bands_must_be_named_and_duplicates_are_refused(bundle, tmp_path, capsys):  # noqa: F811
+    img = _good_bands()
+    paths = _anonymous(tmp_path / "in", img)
+    out = tmp_path / "m.fits"
+    assert _predict(["--model", bundle, "--bands", *paths, "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert str(paths[0]) in err and "--vis" in err and "--h" in err and not out.exists()
+    # named: accepted, and the same maps as recognisable files in the right order
+    named = ["--vis", paths[0], "--y", paths[1], "--j", paths[2], "--h", paths[3]]
+    assert _predict(["--model", bundle, *named, "--out", out]) == 0
+    ref = tmp_path / "ref.fits"
+    assert _predict(["--model", bundle, "--bands", *_write_galaxy(tmp_path / "r", img, stem=STEM),
+                     "--out", ref]) == 0
+    np.testing.assert_array_equal(_mass(out), _mass(ref))
+    # the same file four times, or a copy of the same bytes: refused even when named
+    for dup in ([paths[0]] * 4, [paths[0], paths[1], paths[2], tmp_path / "copy.fits"]):
+        shutil.copy(paths[0], tmp_path / "copy.fits")
+        argv = ["--vis", dup[0], "--y", dup[1], "--j", dup[2], "--h", dup[3]]
+        assert _predict(["--model", bundle, *argv, "--out", tmp_path / "d.fits"]) == 2
+        assert "are the same file" in capsys.readouterr().err
+    # recognisable files in the wrong order are still refused
+    good = _write_galaxy(tmp_path / "g", img, stem=STEM)
+    assert _predict(["--model", bundle, "--bands", good[1], good[0], *good[2:], "--out", tmp_path / "w.fits"]) == 2
+    # a band list line can name the bands too
+    (tmp_path / "list.txt").write_text(" ".join(f"{b}={p}" for b, p in zip(BANDS, paths)) + " named.fits\n"
+                                       + " ".join(map(str, paths)) + " positional.fits\n")
+    assert _predict(["--model", bundle, "--batch", tmp_path / "list.txt", "--out-dir", tmp_path / "o"]) == 1
+    assert (tmp_path / "o" / "named.fits").exists() and not (tmp_path / "o" / "positional.fits").exists()
+
+
+# -- 3. the grid check is never skipped silently ----------------------------------------------------
+def test_grids_are_compared_in_one_frame_or_refused_or_said_unchecked(bundle, tmp_path, capsys):  # noqa: F811
+    from astropy.coordinates import SkyCoord
+    from astropy.wcs import WCS
+
+    img = _good_bands()
+    paths = _write_galaxy(tmp_path / "a", img, stem=STEM)
+    # the H band in galactic coordinates: the same grid (accepted), then shifted by 2 px (refused)
+    from astropy.wcs.utils import fit_wcs_from_points
+
+    icrs = WCS(celestial_header(img[0].shape))
+    yy, xx = np.mgrid[0:6, 0:7]
+    sky = icrs.pixel_to_world(xx.ravel(), yy.ravel()).galactic
+    gal_wcs = fit_wcs_from_points((xx.ravel(), yy.ravel()), sky, projection="TAN")
+    gal = gal_wcs.to_header()
+    gal["BUNIT"], gal["FILTER"] = "MJy/sr", "Euclid_H"
+    fits.PrimaryHDU(img[3], header=gal).writeto(paths[3], overwrite=True)
+    assert read_band_image(paths[3]).wcs.wcs.ctype[0].startswith("GLON")
+    offset = np.hypot(*np.subtract(WCS(gal).world_to_pixel(icrs.pixel_to_world(0, 0)), (0, 0)))
+    assert offset < 0.25  # the header really is the same grid
+    assert _predict(["--model", bundle, "--bands", *paths, "--out", tmp_path / "ok.fits"]) == 0
+    gal["CRPIX1"] += 2.0
+    fits.PrimaryHDU(img[3], header=gal).writeto(paths[3], overwrite=True)
+    assert _predict(["--model", bundle, "--bands", *paths, "--out", tmp_path / "no.fits"]) == 2
+    assert "pixels away from" in capsys.readouterr().err
+    # a celestial WCS against a linear one: cannot be compared, refused
+    lin = fits.Header({"CTYPE1": "LINEAR", "CTYPE2": "LINEAR", "CDELT1": 0.1, "CDELT2": 0.1, "BUNIT": "MJy/sr",
+                       "FILTER": "Euclid_H"})
+    fits.PrimaryHDU(img[3], header=lin).writeto(paths[3], overwrite=True)
+    assert _predict(["--model", bundle, "--bands", *paths, "--out", tmp_path / "no.fits"]) == 2
+    assert "cannot be compared" in capsys.readouterr().err
+    # no WCS at all: accepted, but the unchecked grid is said on stderr, naming the file
+    fits.PrimaryHDU(img[3], header=fits.Header({"BUNIT": "MJy/sr", "FILTER": "Euclid_H"})).writeto(
+        paths[3], overwrite=True)
+    assert _predict(["--model", bundle, "--bands", *paths, "--out", tmp_path / "warn.fits"]) == 0
+    err = capsys.readouterr().err
+    assert "NOT checked" in err and f"{STEM}_H.fits" in err
+
+
+def test_sip_distortion_is_kept_in_the_output_wcs(bundle, tmp_path):  # noqa: F811
+    from astropy.wcs import WCS
+
+    img = _good_bands()
+    headers = {}
+    for b in BANDS:
+        h = celestial_header(img[0].shape, FILTER=f"Euclid_{b}")
+        h["CTYPE1"], h["CTYPE2"] = "RA---TAN-SIP", "DEC--TAN-SIP"
+        h["A_ORDER"], h["B_ORDER"], h["A_2_0"], h["B_0_2"] = 2, 2, 1e-3, 2e-3
+        headers[b] = h
+    paths = _write_galaxy(tmp_path, img, stem=STEM, headers=headers)
+    out = tmp_path / "m.fits"
+    assert _predict(["--model", bundle, "--bands", *paths, "--out", out]) == 0
+    hdr = fits.getheader(out, "MASS")
+    assert hdr["CTYPE1"].endswith("-SIP") and hdr["A_2_0"] == pytest.approx(1e-3)
+    w_in, w_out = WCS(fits.getheader(paths[0])), WCS(hdr)
+    np.testing.assert_allclose(w_out.all_pix2world([[6, 5]], 0), w_in.all_pix2world([[6, 5]], 0), atol=1e-12)
+
+
+# -- 5. stale batch outputs of another bundle are redone ------------------------------------------
+def _other_bundle(bundle, tmp_path, change):  # noqa: F811
+    copy = tmp_path / "other bundle"
+    shutil.copytree(bundle, copy)
+    meta = json.loads((copy / "bundle.json").read_text())
+    change(meta)
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    return copy
+
+
+def test_batch_outputs_of_another_bundle_are_redone_and_said(bundle, tmp_path, capsys):  # noqa: F811
+    paths = _write_galaxy(tmp_path / "in", stem=STEM)
+    (tmp_path / "list.txt").write_text(" ".join(f'"{p}"' for p in paths) + " g1.fits\n")
+    out = tmp_path / "out"
+    argv = ["--batch", tmp_path / "list.txt", "--out-dir", out]
+    assert _predict(["--model", bundle, *argv]) == 0
+    first = _mass(out / "g1.fits")
+    capsys.readouterr()
+    assert _predict(["--model", bundle, *argv]) == 0  # same bundle: skipped
+    assert "1 skipped (already done by this bundle)" in capsys.readouterr().err
+    other = _other_bundle(bundle, tmp_path, lambda m: m.update(clip_h=5.0))  # another model → other maps
+    assert _predict(["--model", other, *argv]) == 0
+    err = capsys.readouterr().err
+    assert "1 redone" in err and f"{out / 'g1.fits'}: redone" in err
+    from napari_euclidphys.io.bundle import file_sha256
+
+    assert fits.getheader(out / "g1.fits")["BUNDSHA"] == file_sha256(other / "bundle.json")
+    assert np.isnan(_mass(out / "g1.fits")).sum() > np.isnan(first).sum()
+
+
+# -- 6. useless outputs: a loud message and exit status 3 -------------------------------------------
+@pytest.mark.parametrize("case", ["below clip", "all NaN", "scaling 1e300"])
+def test_useless_predictions_exit_3_and_write_nothing(case, bundle, tmp_path, capsys):  # noqa: F811
+    from napari_euclidphys.cli.predict import EXIT_USELESS
+
+    img = _good_bands()
+    model = bundle
+    if case == "below clip":
+        img = img * np.float32(0.01)  # every I_H below the 0.55 MJy/sr clip
+    elif case == "all NaN":
+        img[:] = np.nan
+    else:
+        def huge(meta):
+            meta["scaling"]["features"] = {"lo": [-1e300] * 4, "hi": [1e300] * 4}
+        model = _other_bundle(bundle, tmp_path, huge)
+    paths = _write_galaxy(tmp_path / "in", img, stem=STEM)
+    out = tmp_path / "m.fits"
+    for extra in ([], ["--dask"]):
+        assert _predict(["--model", model, "--bands", *paths, "--out", out, *extra]) == EXIT_USELESS == 3
+        err = capsys.readouterr().err
+        assert "useless prediction" in err and str(out) in err and not out.exists()
+        assert not _leftovers(tmp_path)
+    (tmp_path / "list.txt").write_text(" ".join(f'"{p}"' for p in paths) + "\n")
+    assert _predict(["--model", model, "--batch", tmp_path / "list.txt", "--out-dir", tmp_path / "o"]) == 3
+    assert "1 useless (not written)" in capsys.readouterr().err
+    assert "3 useless prediction" in __import__("napari_euclidphys.cli.predict", fromlist=["x"]).build_parser().epilog
+
+
+# -- 7. --overwrite never replaces or deletes an input --------------------------------------------
+def test_an_output_overlapping_an_input_is_refused(bundle, tmp_path, capsys):  # noqa: F811
+    paths = _write_galaxy(tmp_path / "in", stem=STEM)
+    before = paths[2].read_bytes()
+    link = tmp_path / "link.fits"
+    link.symlink_to(paths[2])
+    for out in (paths[2], link, bundle / "maps.fits", tmp_path / "in" / ".." / "in" / f"{STEM}_J.fits"):
+        assert _predict(["--model", bundle, "--bands", *paths, "--out", out, "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert "must never replace" in err and "--out" in err
+    assert paths[2].read_bytes() == before and not (bundle / "maps.fits").exists()
+    # batch: --out-dir inside the atlas / the bundle, or around the band files
+    (tmp_path / "list.txt").write_text(" ".join(f'"{p}"' for p in paths) + "\n")
+    for out_dir in (tmp_path / "in", tmp_path, bundle / "x"):
+        assert _predict(["--model", bundle, "--batch", tmp_path / "list.txt", "--out-dir", out_dir,
+                         "--overwrite"]) == 2
+        assert "must never replace" in capsys.readouterr().err
+
+
+def test_train_out_overlapping_the_atlas_or_checkpoints_is_refused(tmp_path, capsys):
+    from napari_euclidphys.cli import train_main
+    from napari_euclidphys.training.toy import write_toy_atlas
+
+    atlas = write_toy_atlas(tmp_path / "atlas", n_galaxies=3, npix=8, seed=1)
+    n = len(list(atlas.iterdir()))
+    for out, extra in ((atlas, []), (atlas / "run", []), (tmp_path, []),
+                       (tmp_path / "run", ["--checkpoint-dir", str(tmp_path / "run" / "ck")]),
+                       (tmp_path / "run2", ["--checkpoint-dir", str(tmp_path)])):
+        rc = train_main(["--atlas", str(atlas), "--out", str(out), "--models", "lr", "--quiet", "--no-figures",
+                         "--overwrite", *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and "must never replace" in err, (out, err)
+    assert len(list(atlas.iterdir())) == n
+
+
+# -- 8. batch output names stay inside --out-dir ------------------------------------------------------
+@pytest.mark.parametrize("name", ["../../x.fits", "/tmp/abs.fits", "sub/../../x.fits", "..", "link/x.fits"])
+def test_batch_output_names_cannot_leave_the_out_dir(name, bundle, tmp_path, capsys):  # noqa: F811
+    paths = _write_galaxy(tmp_path / "in", stem=STEM)
+    out_dir = tmp_path / "deep" / "out"
+    out_dir.mkdir(parents=True)
+    (out_dir / "link").symlink_to(tmp_path)
+    (tmp_path / "list.txt").write_text(" ".join(f'"{p}"' for p in paths) + f' "{name}"\n')
+    assert _predict(["--model", bundle, "--batch", tmp_path / "list.txt", "--out-dir", out_dir]) == 2
+    err = capsys.readouterr().err
+    assert repr(name) in err and ("--out-dir" in err)
+    assert not list(tmp_path.rglob("x.fits")) and not os.path.exists("/tmp/abs.fits")
+
+
+# -- 11. bundle.json is read with limits and validated whole at load ------------------------------
+BAD_META = {
+    "targets as a list": (lambda m: m.update(targets=["mass"]), "'targets' must be a non-empty object"),
+    "null targets": (lambda m: m.update(targets=None), "'targets' must be a non-empty object"),
+    "unknown feature set": (lambda m: m.update(feature_set="ugriz"), "unknown feature_set 'ugriz'"),
+    "n_features inconsistent": (lambda m: m.update(n_features=7), "n_features 7 does not match"),
+    "feature names inconsistent": (lambda m: m.update(feature_names=["a"]), "feature_names .'a'. do not match"),
+    "scaling of another size": (lambda m: m["scaling"]["features"].update(lo=[0.0], hi=[1.0]),
+                                "has 1 lo and 1 hi values"),
+    "clip_h Infinity": (lambda m: m.update(clip_h=float("inf")), "clip_h must be a finite positive number"),
+    "clip_h negative": (lambda m: m.update(clip_h=-1), "clip_h must be a finite positive number"),
+    "clip_h a string": (lambda m: m.update(clip_h="0.5"), "clip_h must be a finite positive number"),
+    "scaling NaN": (lambda m: m["scaling"]["features"].update(lo=[float("nan")] * 4), "must be finite numbers"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_META))
+def test_a_malformed_bundle_json_gets_one_clear_message(case, bundle, tmp_path, capsys):  # noqa: F811
+    from napari_euclidphys.io.bundle import BundleError, ModelBundle
+
+    change, message = BAD_META[case]
+    bad = _other_bundle(bundle, tmp_path, change)
+    with pytest.raises(BundleError, match=message) as info:
+        ModelBundle.load(bad)
+    assert str(bad / "bundle.json") in str(info.value)
+    paths = _write_galaxy(tmp_path / "in", stem=STEM)
+    assert _predict(["--model", bad, "--bands", *paths, "--out", tmp_path / "m.fits"]) == 2
+    err = capsys.readouterr().err
+    assert message.split("'")[0].split(".")[0] in err and "Traceback" not in err
+
+
+def test_several_problems_are_all_listed_and_estimator_params_checked(bundle, tmp_path):  # noqa: F811
+    from napari_euclidphys.io.bundle import BundleError, ModelBundle, file_sha256
+
+    bad = _other_bundle(bundle, tmp_path, lambda m: m.update(clip_h=None, feature_set="x"))
+    with pytest.raises(BundleError) as info:
+        ModelBundle.load(bad)
+    assert "clip_h" in str(info.value) and "feature_set" in str(info.value)
+    # an unknown estimator parameter in model_mass.json (re-hashed so that only the schema is wrong)
+    shutil.rmtree(bad)
+    bad = _other_bundle(bundle, tmp_path, lambda m: None)
+    model = json.loads((bad / "model_mass.json").read_text())
+    model["params"]["evil"] = 1
+    (bad / "model_mass.json").write_text(json.dumps(model))
+    meta = json.loads((bad / "bundle.json").read_text())
+    meta["files"]["model_mass.json"] = file_sha256(bad / "model_mass.json")
+    (bad / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match=r"model_mass.json: unknown lr parameter\(s\) \['evil'\]"):
+        ModelBundle.load(bad)
+
+
+@pytest.mark.parametrize("case", ["fifo", "dev zero", "huge", "deep", "folder"])
+def test_bundle_json_must_be_a_small_regular_file(case, bundle, tmp_path):  # noqa: F811
+    from napari_euclidphys.io.bundle import BundleError, ModelBundle
+
+    bad = _other_bundle(bundle, tmp_path, lambda m: None)
+    target = bad / "bundle.json"
+    target.unlink()
+    if case == "fifo":
+        os.mkfifo(target)
+        message = "not a regular file"
+    elif case == "dev zero":
+        target.symlink_to("/dev/zero")
+        message = "not a regular file"
+    elif case == "huge":
+        target.write_text('{"schema_version": 1, "pad": "' + "x" * 2_000_000 + '"}')
+        message = "more than the 1000000 allowed"
+    elif case == "deep":
+        target.write_text("[" * 200_000 + "]" * 200_000)
+        message = "nested"
+    else:
+        target.mkdir()
+        message = "is a folder"
+    with pytest.raises(BundleError, match=message) as info:
+        ModelBundle.load(bad)
+    assert str(target) in str(info.value)
