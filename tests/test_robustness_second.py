@@ -454,3 +454,73 @@ def test_bundle_json_must_be_a_small_regular_file(case, bundle, tmp_path):  # no
     with pytest.raises(BundleError, match=message) as info:
         ModelBundle.load(bad)
     assert str(target) in str(info.value)
+
+
+# -- 9. SIGTERM is handled like Ctrl-C: nothing half-written, non-zero exit --------------------------
+_SLOW_PREDICT = """
+import sys, time, pathlib
+import napari_euclidphys.cli.predict as p
+marker = pathlib.Path(sys.argv[1])
+real = p._power_of_ten
+def slow(x):
+    marker.write_text("busy")
+    time.sleep(60)
+    return real(x)
+p._power_of_ten = slow
+from napari_euclidphys.cli import predict_main
+sys.exit(predict_main(sys.argv[2:]))
+"""
+
+_SLOW_TRAIN = """
+import sys, time, pathlib
+import napari_euclidphys.training as t
+from napari_euclidphys.progress import Progress
+marker = pathlib.Path(sys.argv[1])
+def slow(atlas, config):
+    yield Progress(0, 1, "training")
+    marker.write_text("busy")
+    time.sleep(60)
+t.train_models = slow
+from napari_euclidphys.cli import train_main
+sys.exit(train_main(sys.argv[2:]))
+"""
+
+
+def _terminate_when_busy(code, marker, argv, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(p) for p in sys.path if p]))
+    proc = subprocess.Popen([sys.executable, "-c", code, str(marker), *map(str, argv)], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert [p for p in tmp_path.rglob("*.part")]  # mid-run: the temporary output exists
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+def test_sigterm_during_predict_dask_leaves_nothing(bundle, tmp_path):  # noqa: F811
+    paths = _write_galaxy(tmp_path / "in", stem=STEM)
+    out = tmp_path / "out" / "m.fits"
+    rc, err = _terminate_when_busy(_SLOW_PREDICT, tmp_path / "busy", [
+        "--model", bundle, "--bands", *paths, "--out", out, "--dask", "--quiet"], tmp_path)
+    assert rc == 143 and "terminated" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.rglob("*.part"))
+
+
+def test_sigterm_during_training_leaves_nothing(tmp_path):
+    from napari_euclidphys.training.toy import write_toy_atlas
+
+    atlas = write_toy_atlas(tmp_path / "atlas", n_galaxies=3, npix=8, seed=1)
+    out = tmp_path / "run"
+    rc, err = _terminate_when_busy(_SLOW_TRAIN, tmp_path / "busy", [
+        "--atlas", atlas, "--out", out, "--models", "lr", "--quiet"], tmp_path)
+    assert rc == 143 and "terminated" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.rglob("*.part")) and not list(tmp_path.rglob(".*.old"))
