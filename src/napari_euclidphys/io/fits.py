@@ -184,6 +184,69 @@ def default_max_bytes() -> int:
         return 8 * 1024**3
 
 
+def _check_regular_file(path: Path) -> None:
+    """FitsReadError naming the file when it is missing, a folder, or not a regular file (FIFO …)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FitsReadError(f"{path}: no such file") from None
+    except OSError as err:
+        raise FitsReadError(f"{path}: cannot be read ({err.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise FitsReadError(f"{path}: is a folder, not a FITS file")
+    if not stat.S_ISREG(st.st_mode):
+        raise FitsReadError(f"{path}: not a regular file (a FIFO, socket or device); give a FITS file")
+
+
+#: Primary-header keywords an image extension inherits (see :func:`_inherit_primary`).
+INHERITED_KEYS = ("BUNIT", "MAGZERO", "PIXSIZE", *_HEADER_BAND_KEYS)
+
+
+def _inherit_primary(hdul, chosen, header: fits.Header) -> list[str]:
+    """Copy photometric keywords of the primary header into an extension's ``header`` (in place).
+
+    Following the FITS INHERIT convention: when the extension says ``INHERIT = T``, every keyword of
+    :data:`INHERITED_KEYS` it lacks is taken from the primary header; when it says ``INHERIT = F``,
+    none is; when it says nothing, they are taken only if the primary HDU holds no data (the usual
+    MEF layout: an empty primary carrying the common keywords).  Returns the keys inherited.
+    """
+    primary = hdul[0]
+    if chosen is primary:
+        return []
+    flag = header.get("INHERIT")
+    if flag is False:
+        return []
+    if flag is not True and primary.header.get("NAXIS", 0) not in (0, None):
+        return []
+    taken = []
+    for key in INHERITED_KEYS:
+        if key not in header and key in primary.header:
+            header[key] = (primary.header[key], primary.header.comments[key])
+            taken.append(key)
+    return taken
+
+
+#: Bytes per pixel of a FITS BITPIX once read, and of its BSCALE/BZERO-scaled form (astropy's choice).
+_RAW_ITEMSIZE = {8: 1, 16: 2, 32: 4, 64: 8, -32: 4, -64: 8}
+_SCALED_ITEMSIZE = {8: 4, 16: 4, 32: 8, 64: 8, -32: 4, -64: 8}
+
+
+def peak_read_bytes(header, n_pixels: int) -> int:
+    """Estimated peak memory [bytes] of reading an image with :func:`read_band_image`.
+
+    The raw data as stored (BITPIX), astropy's BSCALE/BZERO-scaled copy (float32 for 8/16-bit,
+    float64 for 32/64-bit integers), the native float32 copy, and one float32 array more for a unit
+    or MAGZERO conversion.  (int16 + BSCALE + MAGZERO peaks at 3.2× the float32 image, not 1×.)
+    """
+    bitpix = int(header.get("ZBITPIX", header.get("BITPIX", -32)))
+    raw = _RAW_ITEMSIZE.get(bitpix, 8)
+    scaled = header.get("BSCALE", 1) not in (1, 1.0) or header.get("BZERO", 0) not in (0, 0.0)
+    per_pixel = raw + (_SCALED_ITEMSIZE.get(bitpix, 8) if scaled else 0) + 4 + 4
+    return int(n_pixels) * per_pixel
+
+
 def _choose_hdu(hdul, hdu, path):
     if hdu is None:
         chosen = next((h for h in hdul if _is_image_hdu(h)), None)
@@ -231,8 +294,7 @@ def read_fits_image(
         2-D, or an image too large to load; the message names the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FitsReadError(f"{path}: no such file")
+    _check_regular_file(path)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("ignore", category=fits.verify.VerifyWarning)
@@ -240,18 +302,20 @@ def read_fits_image(
                 chosen = _choose_hdu(hdul, hdu, path)
                 hdu_name = chosen.name or "PRIMARY"
                 shape = tuple(chosen.shape)
-                need = 4 * int(np.prod(shape, dtype=np.int64))
+                need = peak_read_bytes(chosen.header, int(np.prod(shape, dtype=np.int64)))
                 limit = default_max_bytes() if max_bytes is None else max_bytes
                 if need > limit:
                     raise FitsReadError(
-                        f"{path}: image of shape {shape} needs {need / 1e6:.3g} MB as float32, more "
-                        f"than the {limit / 1e6:.3g} MB limit for loading at once; open it lazily "
-                        "with napari_euclidphys.io.fits.open_band_dask"
+                        f"{path}: image of shape {shape} needs about {need / 1e6:.3g} MB at its peak while "
+                        f"being read (BITPIX {chosen.header.get('BITPIX')} data, scaling, float32 copy, unit "
+                        f"conversion), more than the {limit / 1e6:.3g} MB limit for loading at once; open it "
+                        "lazily with napari_euclidphys.io.fits.open_band_dask"
                     )
                 raw = chosen.data
                 if raw is None:
                     raise FitsReadError(f"{path}: HDU {hdu_name!r} holds no data")
                 header = chosen.header.copy()
+                _inherit_primary(hdul, chosen, header)
                 data = _squeeze_2d(np.asarray(raw), path, hdu_name)
                 if data.size == 0:
                     raise FitsReadError(f"{path}: HDU {hdu_name!r} holds an empty image of shape {data.shape}")
@@ -311,7 +375,7 @@ def _astropy_unit(text: str) -> u.UnitBase | None:
                 unit = u.Unit(text, format=fmt)
         except (ValueError, TypeError):
             continue
-        if isinstance(unit, u.UnrecognizedUnit):
+        if isinstance(unit, (u.UnrecognizedUnit, u.StructuredUnit)):
             continue
         return unit
     return None
@@ -513,11 +577,23 @@ def _override_unit(image: FitsImage, unit) -> None:
 def _scaled(image: FitsImage, factor: float, what: str) -> np.ndarray:
     """``image.data * factor`` as float32; FitsReadError when finite values overflow float32."""
     with np.errstate(over="ignore"):
-        out = (image.data * np.float32(factor)).astype(np.float32)
-    if not np.isfinite(np.float32(factor)) or np.any(np.isinf(out) & np.isfinite(image.data)):
+        f32 = np.float32(factor)
+    if not np.isfinite(f32):
         raise FitsReadError(f"{image.path}: converting {what} to MJy/sr (x{factor:.6g}) overflows float32; "
                             "the unit or zero point is wrong")
-    return out
+    data = np.ascontiguousarray(image.data, dtype=np.float32)
+    flat = data.reshape(-1)
+    step = 1 << 20
+    limit = float(np.finfo(np.float32).max)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(0, flat.size, step):  # bounded temporaries: no full-size copy besides the result
+            block = np.abs(flat[i:i + step])
+            block = block[np.isfinite(block)]
+            if block.size and float(block.max()) * abs(float(factor)) > limit:
+                raise FitsReadError(f"{image.path}: converting {what} to MJy/sr (x{factor:.6g}) overflows "
+                                    "float32; the unit or zero point is wrong")
+        np.multiply(data, f32, out=data)  # in place: the file's float32 copy becomes the result
+    return data
 
 
 def _to_mjy_sr(image: FitsImage, pixel_scale_arcsec: float | None) -> tuple[np.ndarray, str | None]:
@@ -548,7 +624,10 @@ def _to_mjy_sr(image: FitsImage, pixel_scale_arcsec: float | None) -> tuple[np.n
                 "(no celestial WCS); pass pixel_scale_arcsec"
             )
         area_sr = float(((scale * u.arcsec) ** 2).to_value(u.sr))
-        factor = magzero_to_mjy_sr(magzero, area_sr)
+        try:
+            factor = magzero_to_mjy_sr(magzero, area_sr)
+        except ValueError as err:
+            raise FitsReadError(f"{image.path}: {err} (header keyword MAGZERO / pixel scale)") from None
         return _scaled(image, factor, f"MAGZERO={magzero}"), (
             f"{bunit or 'counts'} with MAGZERO={magzero} on {scale:.4g}\" pixels (x{factor:.6g})"
         )
@@ -589,20 +668,35 @@ def open_band_dask(
     import dask.array as da
 
     path = Path(path)
-    if not path.is_file():
-        raise FitsReadError(f"{path}: no such file")
+    _check_regular_file(path)
     try:
-        hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=fits.verify.VerifyWarning)
+            hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
     except (OSError, ValueError, TypeError, EOFError) as err:
         raise FitsReadError(f"{path}: not a readable FITS file ({err})") from err
     chosen = _choose_hdu(hdul, hdu, path)
     if isinstance(chosen, fits.CompImageHDU):
         raise FitsReadError(f"{path}: tile-compressed images cannot be memory-mapped; decompress it first")
-    raw = chosen.data  # a memory map: nothing is read yet
+    try:
+        end = chosen._data_offset + chosen._data_size  # where the data area ends (from the header)
+    except (AttributeError, TypeError):
+        end = None
+    size = path.stat().st_size
+    if end is not None and end > size:
+        hdul.close()
+        raise FitsReadError(f"{path}: truncated FITS file (the header announces {end} bytes of data, the file "
+                            f"has {size})")
+    try:
+        raw = chosen.data  # a memory map: nothing is read yet
+    except (TypeError, ValueError, OSError) as err:
+        hdul.close()
+        raise FitsReadError(f"{path}: truncated or unreadable FITS data ({err})") from None
     if raw is None or raw.ndim != 2:
         shape = None if raw is None else raw.shape
         raise FitsReadError(f"{path}: HDU {chosen.name!r} holds {shape}; expected a 2-D image")
     header = chosen.header.copy()
+    _inherit_primary(hdul, chosen, header)
     probe = FitsImage(data=np.ones((1, 1), np.float32), header=header, path=path,
                       hdu_name=chosen.name or "PRIMARY", wcs=_read_wcs(header),
                       bunit=(str(header["BUNIT"]).strip() if "BUNIT" in header else None))

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Sequence
 
 import contextlib
+import logging
+import warnings
 
 import numpy as np
 
@@ -106,6 +108,32 @@ def as_atlas(atlas):
     return atlas
 
 
+log = logging.getLogger(__name__)
+
+
+def _say_no_pixels(atlas, gid, proj, targets, clip_h, dust) -> None:
+    """Warn (log + UserWarning, naming the files) that an image gives no training pixel, and why."""
+    from ..features import pixel_mask
+
+    try:
+        bands = atlas.load_bands(gid, proj, dust=dust)
+        maps = atlas.load_maps(gid, proj, targets=targets)
+    except Exception:  # noqa: BLE001 - reading errors are reported elsewhere
+        return
+    with np.errstate(invalid="ignore"):
+        empty = [t for t, m in zip(targets, maps) if not np.any(np.isfinite(m) & (m > 0))]
+    if empty:
+        files = ", ".join(atlas.path(gid, proj, t).name for t in empty)
+        why = f"its truth map(s) {files} hold no finite positive value (all 0 or NaN)"
+    elif not np.any(pixel_mask(bands, clip_h)):
+        why = f"no pixel of its bands is valid with I_H above the clip of {clip_h} MJy/sr"
+    else:
+        why = "no pixel is valid in the bands and the truth maps at once"
+    message = f"{atlas.root}: TNG{gid} {proj} left out of training: {why}"
+    log.warning(message)
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
 def usable_mask(bands, maps, clip_h: float) -> np.ndarray:
     """bool (ny, nx): pixels kept for training (band mask and finite, positive targets)."""
     from ..features import pixel_mask
@@ -179,6 +207,8 @@ def assemble_pixels(atlas, *, projections: Sequence[str] | None = ("O5",),
         if scheduler is None:
             yield Progress(k, total, f"read TNG{gid} {proj}")
         shapes[(int(gid), proj)] = shape
+        if idx.size == 0:
+            _say_no_pixels(atlas, gid, proj, targets, clip_h, dust)
         chunks.append((int(gid), proj_names.index(proj), idx, lb, lt))
     yield Progress(total, total, "assembling pixels")
     n = sum(c[2].size for c in chunks)
@@ -256,6 +286,8 @@ def _assemble_memmap(atlas, entries, proj_names, targets, clip_h, dust, folder: 
         shapes[(int(gid), proj)] = tuple(bands.shape[1:])
         counts.append(int(np.count_nonzero(usable_mask(bands, maps, clip_h))))
         del bands, maps
+        if counts[-1] == 0:
+            _say_no_pixels(atlas, gid, proj, targets, clip_h, dust)
     n = sum(counts)
     if n == 0:
         raise ValueError(f"{atlas.root}: no pixel above the H clip of {clip_h} MJy/sr with valid targets")
