@@ -524,3 +524,190 @@ def test_sigterm_during_training_leaves_nothing(tmp_path):
         "--atlas", atlas, "--out", out, "--models", "lr", "--quiet"], tmp_path)
     assert rc == 143 and "terminated" in err and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.rglob("*.part")) and not list(tmp_path.rglob(".*.old"))
+
+
+# -- errors that help: named files and options, checked before the work ------------------------------
+def _no_compute(monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("computed before checking the output")
+    monkeypatch.setattr("napari_euclidphys.inference.predict_maps", fail)
+
+
+def test_unwritable_outputs_are_refused_before_computing(bundle, tmp_path, monkeypatch, capsys):  # noqa: F811
+    paths = _write_galaxy(tmp_path / "in", stem=STEM)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    _no_compute(monkeypatch)
+    for out, message in ((tmp_path / "afile" / "m.fits", "is a file, not a folder"),
+                         (tmp_path / "adir", "is a folder"),
+                         (tmp_path / ("n" * 300 + ".fits"), "cannot be written")):
+        assert _predict(["--model", bundle, "--bands", *paths, "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert message in err and str(out)[:40] in err and "Traceback" not in err
+    (tmp_path / "list.txt").write_text(" ".join(f'"{p}"' for p in paths) + "\n")
+    assert _predict(["--model", bundle, "--batch", tmp_path / "list.txt", "--out-dir", tmp_path / "afile"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_an_os_error_while_writing_is_one_line_naming_the_file(bundle, tmp_path, monkeypatch, capsys):  # noqa: F811
+    import errno
+
+    from napari_euclidphys.cli import predict_main as entry
+
+    paths = _write_galaxy(tmp_path / "in", stem=STEM)
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(fits.HDUList, "writeto", full)
+    out = tmp_path / "m.fits"
+    assert entry(["--model", str(bundle), "--bands", *map(str, paths), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"napari-euclidphys-predict: error: {out}: No space left on device"
+    assert not _leftovers(tmp_path)
+
+
+def test_dask_on_a_truncated_file_and_an_unreachable_scheduler(bundle, tmp_path, monkeypatch, capsys):  # noqa: F811
+    import time
+
+    paths = _write_galaxy(tmp_path / "in", stem=STEM)
+    raw = paths[2].read_bytes()
+    paths[2].write_bytes(raw[:2880 + 40])  # header plus a few bytes of data
+    assert _predict(["--model", bundle, "--bands", *paths, "--out", tmp_path / "m.fits", "--dask"]) == 2
+    err = capsys.readouterr().err
+    assert f"{paths[2]}: truncated FITS file" in err and "Traceback" not in err
+    paths[2].write_bytes(raw)
+    monkeypatch.setattr("napari_euclidphys.cli.predict.SCHEDULER_TIMEOUT_S", 1.0)
+    t0 = time.monotonic()
+    (tmp_path / "list.txt").write_text(" ".join(f'"{p}"' for p in paths) + "\n")
+    assert _predict(["--model", bundle, "--batch", tmp_path / "list.txt", "--out-dir", tmp_path / "o",
+                     "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert "--scheduler tcp://127.0.0.1:9: cannot reach" in capsys.readouterr().err
+    assert time.monotonic() - t0 < 20
+
+
+@pytest.mark.parametrize("option, value", [("--n-estimators", "0"), ("--max-train-pixels", "0"),
+                                           ("--max-epochs", "-1"), ("--test-fraction", "1.5"),
+                                           ("--clip-h", "nan")])
+def test_impossible_training_options_name_the_option(option, value, tmp_path, capsys):
+    from napari_euclidphys.cli import train_main
+
+    (tmp_path / "atlas").mkdir()
+    assert train_main(["--atlas", str(tmp_path / "atlas"), "--out", str(tmp_path / "run"), option, value]) == 2
+    err = capsys.readouterr().err
+    assert option in err and "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+def test_atlas_build_limits_name_the_option(tmp_path, capsys):
+    from napari_euclidphys.synth import SynthParams
+    from napari_euclidphys.synth.atlas import validate_build_args
+
+    with pytest.raises(ValueError, match=r"--n-particles.*GiB"):
+        SynthParams(n_particles=2_000_000_000).validate()
+    with pytest.raises(ValueError, match="--hidden-scale-kpc"):
+        SynthParams(hidden_scale_kpc=float("inf")).validate()
+    for bad in (float("inf"), float("nan"), 0.0, -1.0):
+        with pytest.raises(ValueError, match="--pixel-pc"):
+            validate_build_args(2, 16, ("O1",), bad)
+
+
+@pytest.mark.parametrize("value", ["NaN", "inf"])
+def test_a_non_finite_magzero_names_the_file(value, tmp_path):
+    path = tmp_path / "adu_H.fits"
+    fits.PrimaryHDU(np.ones((6, 7), np.int16), header=celestial_header((6, 7), bunit="ADU",
+                                                                       MAGZERO=value)).writeto(path)
+    with pytest.raises(FitsReadError, match=rf"{path}: MAGZERO must be finite"):
+        read_band_image(path)
+
+
+def test_a_band_given_as_a_folder_or_fifo_says_so(bundle, tmp_path, capsys):  # noqa: F811
+    paths = _write_galaxy(tmp_path / "in", stem=STEM)
+    folder, fifo = tmp_path / "x_VIS.fits", tmp_path / "y_VIS.fits"
+    folder.mkdir()
+    os.mkfifo(fifo)
+    for bad, message in ((folder, "is a folder, not a FITS file"), (fifo, "not a regular file")):
+        with pytest.raises(FitsReadError, match=message):
+            read_band_image(bad)
+        assert _predict(["--model", bundle, "--bands", bad, *paths[1:], "--out", tmp_path / "m.fits"]) == 2
+        err = capsys.readouterr().err
+        assert f"{bad}: {message}" in err and "--bands" in err
+
+
+def test_a_latin1_batch_list_names_the_file_and_line(bundle, tmp_path, capsys):  # noqa: F811
+    paths = _write_galaxy(tmp_path / "in", stem=STEM)
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(("# galaxies\n" + " ".join(f'"{p}"' for p in paths) + " caf\xe9.fits\n").encode("latin-1"))
+    assert _predict(["--model", bundle, "--batch", listing, "--out-dir", tmp_path / "o"]) == 2
+    err = capsys.readouterr().err
+    assert f"{listing}:2: the list file is not UTF-8" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", [0, -5, "big", None, float("inf")])
+def test_a_manifest_pixel_size_is_checked_when_the_atlas_is_opened(value, tmp_path):
+    from napari_euclidphys.io.atlas import AtlasError, open_atlas
+    from napari_euclidphys.training.toy import write_toy_atlas
+
+    atlas = write_toy_atlas(tmp_path / "atlas", n_galaxies=2, npix=8, seed=1)
+    manifest = json.loads((atlas / "manifest.json").read_text()) if (atlas / "manifest.json").exists() else {}
+    manifest["pixel_pc"] = value
+    (atlas / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(AtlasError, match=r"manifest.json: pixel_pc = .* is not a finite positive"):
+        open_atlas(atlas)
+
+
+def test_mef_primary_keywords_are_inherited(tmp_path):
+    data = np.full((6, 7), 100, np.int16)
+    primary = fits.Header({"MAGZERO": 30.0, "FILTER": "Euclid_H", "BUNIT": "ADU"})
+    ext = celestial_header((6, 7), bunit=None)
+    path = tmp_path / "mef.fits"
+    fits.HDUList([fits.PrimaryHDU(header=primary), fits.ImageHDU(data, header=ext, name="SCI")]).writeto(path)
+    img = read_band_image(path)
+    assert img.band == "H" and img.header["MAGZERO"] == 30.0 and "MAGZERO=30.0" in img.converted_from
+    ext["INHERIT"] = False  # the extension says: do not inherit
+    fits.HDUList([fits.PrimaryHDU(header=primary), fits.ImageHDU(data, header=ext, name="SCI")]).writeto(
+        path, overwrite=True)
+    with pytest.raises(FitsReadError, match="no BUNIT and no MAGZERO"):
+        read_band_image(path)
+    ext["INHERIT"] = True  # inherit even from a primary that holds data
+    fits.HDUList([fits.PrimaryHDU(np.zeros((2, 2), np.float32), header=primary),
+                  fits.ImageHDU(data, header=ext, name="SCI")]).writeto(path, overwrite=True)
+    assert read_band_image(path, hdu="SCI").band == "H"
+
+
+def test_the_memory_guard_counts_the_real_peak(tmp_path, monkeypatch):
+    from napari_euclidphys.io.fits import peak_read_bytes
+
+    path = tmp_path / "scaled_H.fits"
+    hdu = fits.PrimaryHDU(np.arange(42, dtype=np.int16).reshape(6, 7),
+                          header=celestial_header((6, 7), bunit="ADU", MAGZERO=30.0))
+    hdu.header["BSCALE"], hdu.header["BZERO"] = 0.5, 10.0
+    hdu.writeto(path)
+    header = fits.getheader(path)
+    assert peak_read_bytes(header, 42) >= 3 * 4 * 42  # int16 + float32 scaled + float32 + conversion
+    monkeypatch.setattr("napari_euclidphys.io.fits.default_max_bytes", lambda: 4 * 42 + 1)  # float32 fits
+    with pytest.raises(FitsReadError, match=rf"{path}: image of shape \(6, 7\) needs about .* at its peak"):
+        read_band_image(path)
+    monkeypatch.setattr("napari_euclidphys.io.fits.default_max_bytes", lambda: 10**9)
+    assert read_band_image(path).data.dtype == np.float32
+
+
+def test_duplicate_galaxy_ids_and_empty_truth_maps_are_said(tmp_path, capsys):
+    from napari_euclidphys.cli import train_main
+    from napari_euclidphys.io.atlas import open_atlas
+    from napari_euclidphys.training.toy import write_toy_atlas
+
+    atlas = write_toy_atlas(tmp_path / "atlas", n_galaxies=4, npix=8, seed=1)
+    first = sorted(atlas.glob("TNG*_O5_Euclid_H.fits"))[0]
+    gid = first.name.split("_")[0][3:]
+    dup = atlas / first.name.replace(f"TNG{gid}_", f"TNG0{gid}_")
+    shutil.copy(first, dup)
+    opened = open_atlas(atlas)
+    assert any(dup.name in w and first.name in w for w in opened.warnings)
+    # an all-zero truth map: the galaxy is left out, with a warning naming the file
+    second = sorted(atlas.glob("TNG*_O5_stellarmass.fits"))[1]
+    with fits.open(second, mode="update") as hdul:
+        hdul[0].data[:] = 0
+    with pytest.warns(UserWarning, match=rf"{second.name}.* hold no finite positive value"):
+        rc = train_main(["--atlas", str(atlas), "--out", str(tmp_path / "run"), "--models", "lr", "--quiet",
+                         "--no-figures", "--test-fraction", "0.4"])
+    err = capsys.readouterr().err
+    assert rc == 0 and f"same galaxy id {int(gid)}" in err and dup.name in err

@@ -456,10 +456,10 @@ def predict_files_lazy(bundle, band_paths, out, *, targets=None, chunk_pixels=1_
     from ..io.fits import open_band_dask
     from ..io.safe import atomic_path, check_can_write
 
-    check_can_write(out, overwrite)
     from ..io.safe import check_writable
 
     check_writable(out)
+    check_can_write(out, overwrite)
     _check_band_files(band_paths, _band_labels(named))
     shape = _image_shape(band_paths[0])
     width = shape[1] if shape else 1
@@ -548,8 +548,9 @@ def predict_files(bundle, band_paths, out, *, targets=None, chunk_pixels=1_000_0
     from ..io.safe import check_can_write, check_writable
     from ..progress import exhaust, run_with_progress
 
-    check_can_write(out, overwrite)  # fail before the work, not after
-    check_writable(out)
+    check_writable(out)  # fail before the work, not after
+    check_can_write(out, overwrite)
+    _check_band_files(band_paths, _band_labels(named))  # before anything opens them (a FIFO would hang)
     n_targets = len(targets) if targets else len(bundle.targets)
     check_memory(band_paths, n_targets)
     bands, images = _read_bands(band_paths, unit=unit, named=named)

@@ -8,6 +8,7 @@ caller asks for it with ``overwrite=True``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -75,11 +76,18 @@ def check_writable(path: str | os.PathLike, folder: bool = False) -> Path:
     read-only or full file system show up now, not after the computing).
     """
     path = Path(path)
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as err:  # a name too long, a file where a folder is needed, a loop of links …
+        if err.errno != errno.ENOTDIR:
+            raise OutputNotWritableError(f"{path}: cannot be written ({err.strerror})") from None
     if not folder and path.is_dir():
         raise OutputNotWritableError(f"{path}: is a folder; give a file name for the output")
     parent = path.parent
     probe_dir = parent
-    while not probe_dir.exists():
+    while not os.path.lexists(probe_dir):
         if probe_dir.parent == probe_dir:
             break
         probe_dir = probe_dir.parent
