@@ -67,6 +67,27 @@ def test_a_unit_whose_case_was_lost_is_refused_unless_stated(caps, bundle, tmp_p
     np.testing.assert_allclose(_mass(out), _mass(ref), rtol=1e-6)
 
 
+def test_ambiguous_units_in_the_napari_reader_and_in_training(tmp_path, monkeypatch, capsys):
+    from napari_euclidphys._reader import read_fits_layers
+    from napari_euclidphys.cli import train_main
+    from napari_euclidphys.training.toy import write_toy_atlas
+
+    atlas = write_toy_atlas(tmp_path / "atlas", n_galaxies=3, npix=8, seed=1)
+    for f in atlas.glob("*_Euclid_*.fits"):
+        with fits.open(f, mode="update") as hdul:
+            hdul[0].header["BUNIT"] = "MJY/SR"
+    notes = []
+    monkeypatch.setattr("napari_euclidphys._reader._notify_error", notes.append)
+    band = sorted(atlas.glob("*_Euclid_H.fits"))[0]
+    assert read_fits_layers(str(band)) == [] and "ambiguous" in notes[0] and str(band) in notes[0]
+    argv = ["--atlas", str(atlas), "--out", str(tmp_path / "run"), "--models", "lr", "--quiet", "--no-figures",
+            "--test-fraction", "0.4"]
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "ambiguous" in err and "mJy/sr" in err and "--unit" in err
+    assert train_main([*argv, "--unit", "MJy/sr"]) == 0
+
+
 # -- 4. a stale DNN checkpoint is not resumed ------------------------------------------------------
 def test_a_checkpoint_of_other_training_data_is_not_resumed(tmp_path, caplog):
     from napari_euclidphys.estimators import make_estimator

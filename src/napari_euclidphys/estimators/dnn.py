@@ -542,6 +542,10 @@ class DenseNetworkEstimator(Estimator):
         self._keras_bytes = []
         names = [f"{stem}.keras"] if n == 1 else [f"{stem}_m{i}.keras" for i in range(n)]
         for name in names:
+            size = (folder / name).stat().st_size
+            if size > 2 * MAX_WEIGHTS_BYTES:
+                raise ModelFileError(f"{folder / name}: network file of {size} bytes is implausibly large "
+                                     f"(more than {2 * MAX_WEIGHTS_BYTES} bytes)")
             self.members_.append(read_dense_keras(folder / name))  # no TensorFlow import
             self._keras_bytes.append((folder / name).read_bytes())
         if any(W.shape[0] != self.n_features_ for W, _, _ in (m[0] for m in self.members_)):

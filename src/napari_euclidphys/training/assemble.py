@@ -230,12 +230,16 @@ def assemble_pixels(atlas, *, projections: Sequence[str] | None = ("O5",),
     return out
 
 
-def image_pixels(atlas, galaxy_id: int, projection: str, targets, clip_h: float, dust: bool = True):
+def image_pixels(atlas, galaxy_id: int, projection: str, targets, clip_h: float, dust: bool = True,
+                 band_unit: str | None = None):
     """One image's usable pixels: ((ny, nx), flat index, log bands (n,4), log maps (n,T)).
 
-    ``atlas`` may be an ``Atlas`` or its folder (so that a cluster worker can open it itself).
+    ``atlas`` may be an ``Atlas`` or its folder (so that a cluster worker can open it itself);
+    ``band_unit`` then states the bands' unit (see ``Atlas.band_unit``).
     """
     atlas = as_atlas(atlas)
+    if band_unit is not None:
+        atlas.band_unit = band_unit
     bands = atlas.load_bands(galaxy_id, projection, dust=dust)
     maps = atlas.load_maps(galaxy_id, projection, targets=targets)
     return (tuple(bands.shape[1:]), *pixels_of_image(bands, maps, clip_h))
@@ -256,7 +260,7 @@ def _images_on_cluster(atlas, entries, targets, clip_h, dust, scheduler):
     try:
         root = str(atlas.root)
         futures = [client.submit(image_pixels, root, int(gid), proj, tuple(targets), float(clip_h), dust,
-                                 pure=False) for gid, proj in entries]
+                                 getattr(atlas, "band_unit", None), pure=False) for gid, proj in entries]
         position = {future.key: k for k, future in enumerate(futures)}
         results = [None] * len(futures)
         yield Progress(0, len(futures), f"reading {len(futures)} images on {client.scheduler.address}")
