@@ -113,6 +113,26 @@ def test_a_checkpoint_of_other_training_data_is_not_resumed(tmp_path, caplog):
     assert next(changed.fit_iter(X, y2)).done == 0 and "NOT resumed" in caplog.text
 
 
+def test_train_cli_says_whether_a_checkpoint_is_resumed(tmp_path, capsys):
+    from napari_euclidphys.cli import train_main
+    from napari_euclidphys.training.toy import write_toy_atlas
+
+    atlas = write_toy_atlas(tmp_path / "atlas", n_galaxies=4, npix=8, seed=2)
+    args = ["--atlas", str(atlas), "--models", "dnn", "--targets", "mass", "--max-epochs", "2", "--quiet",
+            "--no-figures", "--test-fraction", "0.5", "--checkpoint-dir", str(tmp_path / "ck")]
+    assert train_main([*args, "--out", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    assert train_main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert "resuming from the checkpoint at epoch 2" in (tmp_path / "b" / "run.log").read_text()
+    assert "resuming" in capsys.readouterr().err
+    for f in atlas.glob("*_stellarmass.fits"):  # other truth maps, same pixels
+        with fits.open(f, mode="update") as hdul:
+            hdul[0].data *= 7.0
+    assert train_main([*args, "--out", str(tmp_path / "c")]) == 0
+    assert "checkpoint NOT resumed" in capsys.readouterr().err
+    assert "starting afresh" in (tmp_path / "c" / "run.log").read_text()
+
+
 # -- 10. HDF5 weights that read outside the file or declare huge data ----------------------------
 def _keras_with_weights(tmp_path, make_h5):
     """A valid-looking .keras archive whose model.weights.h5 is built by ``make_h5(h5py.File)``."""

@@ -181,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
             root_logger = logging.getLogger("napari_euclidphys")
             root_logger.addHandler(handler)
             root_logger.setLevel(logging.INFO)
+            # checkpoint decisions (resumed / not resumed: other data) also on the terminal
+            console = logging.StreamHandler(sys.stderr)
+            console.setLevel(logging.INFO)
+            console.setFormatter(logging.Formatter("napari-euclidphys-train: %(message)s"))
+            console.addFilter(lambda record: "checkpoint" in record.getMessage()
+                              and record.name.startswith("napari_euclidphys.estimators"))
+            root_logger.addHandler(console)
             try:
                 log.info("napari-euclidphys-train %s", " ".join(sys.argv[1:] if argv is None else argv))
                 log.info("atlas %s: %d galaxies, projections %s", atlas.root, len(atlas.galaxy_ids),
@@ -206,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("finished in %.1f s; report %s", time.perf_counter() - t0, report.relative_to(tmp))
             finally:
                 root_logger.removeHandler(handler)
+                root_logger.removeHandler(console)
                 handler.close()
     except OutputExistsError as err:
         return _fail(str(err))
