@@ -46,7 +46,7 @@ def test_milli_jansky_is_milli_and_gives_the_same_maps(milli, bundle, tmp_path, 
     np.testing.assert_allclose(_mass(tmp_path / "b.fits"), _mass(tmp_path / "a.fits"), rtol=1e-5)
 
 
-@pytest.mark.parametrize("caps", ["MJY/SR", "MJY SR-1", "mjy/sr"])
+@pytest.mark.parametrize("caps", ["MJY/SR", "MJY SR-1", "mjy/sr", "MJy/Sr"])
 def test_a_unit_whose_case_was_lost_is_refused_unless_stated(caps, bundle, tmp_path, capsys):  # noqa: F811
     img = _good_bands()
     hdrs = {b: celestial_header(img[0].shape, bunit=caps, FILTER=f"Euclid_{b}") for b in BANDS}

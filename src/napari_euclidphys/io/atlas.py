@@ -221,7 +221,7 @@ class Atlas:
             if key[2] == "H":
                 value = fits.getheader(self.root / name).get("PIXSIZE")
                 if value is not None:
-                    return float(value)
+                    return _positive_pixel_pc(value, f"{self.root / name}: PIXSIZE")
         return 100.0
 
 

@@ -112,9 +112,10 @@ class FitsImage:
         """Pixel side [pc] from the PIXSIZE keyword or a linear WCS in length units, else None."""
         if "PIXSIZE" in self.header:
             try:
-                return float(self.header["PIXSIZE"])
+                value = float(self.header["PIXSIZE"])
             except (TypeError, ValueError):
                 return None
+            return value if np.isfinite(value) and value > 0 else None
         if self.wcs is not None and not self.wcs.has_celestial and self.wcs.naxis == 2:
             try:
                 scales = self.wcs.proj_plane_pixel_scales()  # Quantities in the axes' CUNIT
@@ -408,8 +409,9 @@ def _caps_readings(text: str) -> dict[str, u.UnitBase]:
 def _parse_unit(bunit: str | None) -> u.UnitBase | None:
     """BUNIT as an astropy unit, parsed case-sensitively (``mJy/sr`` is milli, ``MJy/sr`` mega).
 
-    Returns None for a missing, empty or unknown unit.  A string that does not parse as written and
-    is all capitals is matched against the known units with every SI prefix: one reading is taken
+    Returns None for a missing, empty or unknown unit.  A string that does not parse as written
+    (its case was lost or mangled: ``'MJY/SR'``, ``'mjy/sr'``, ``'MJy/Sr'``) is matched
+    case-insensitively against the known units with every SI prefix: a single reading is taken
     ('JY/SR' is Jy/sr); several (``'MJY/SR'``: MJy/sr or mJy/sr) raise :class:`AmbiguousUnitError`
     naming them, because an SI prefix is never guessed from case.
     """
@@ -418,8 +420,7 @@ def _parse_unit(bunit: str | None) -> u.UnitBase | None:
     unit = _astropy_unit(bunit.strip())
     if unit is not None:
         return unit
-    letters = [c for c in bunit if c.isalpha()]
-    if letters and (all(c.isupper() for c in letters) or all(c.islower() for c in letters)):
+    if any(c.isalpha() for c in bunit):
         readings = _caps_readings(bunit)
         if len(readings) == 1:
             return next(iter(readings.values()))
@@ -429,7 +430,7 @@ def _parse_unit(bunit: str | None) -> u.UnitBase | None:
                 f"{name} (x{float(unit.to(ref)) if unit.is_equivalent(ref) else float('nan'):.3g})"
                 for name, unit in readings.items())
             raise AmbiguousUnitError(
-                f"BUNIT {bunit!r} is ambiguous: written in one case, it reads as {detail}; the case of "
+                f"BUNIT {bunit!r} is ambiguous: its case does not parse as written, and it reads as {detail}; the case of "
                 "an SI prefix decides the scale and is never guessed; state the unit explicitly "
                 "(--unit on the command line, unit= in read_band_image) or correct BUNIT")
     return None
