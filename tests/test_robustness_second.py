@@ -256,7 +256,6 @@ def test_unrecognised_bands_must_be_named_and_duplicates_are_refused(bundle, tmp
 
 # -- 3. the grid check is never skipped silently ----------------------------------------------------
 def test_grids_are_compared_in_one_frame_or_refused_or_said_unchecked(bundle, tmp_path, capsys):  # noqa: F811
-    from astropy.coordinates import SkyCoord
     from astropy.wcs import WCS
 
     img = _good_bands()

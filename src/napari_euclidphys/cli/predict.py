@@ -1,6 +1,7 @@
 """``napari-euclidphys-predict``: apply a model bundle to Euclid band images, write map FITS files.
 
     napari-euclidphys-predict --model BUNDLE --bands VIS.fits Y.fits J.fits H.fits --out maps.fits
+    napari-euclidphys-predict --model BUNDLE --vis A.fits --y B.fits --j C.fits --h D.fits --out maps.fits
     napari-euclidphys-predict --model BUNDLE --batch ATLAS_DIR_OR_LIST --out-dir DIR [--scheduler ADDR]
 
 The output is a multi-extension FITS file: an empty primary HDU with the provenance (bundle name and
@@ -12,8 +13,10 @@ the VIS image are copied to every image HDU.
 
 The batch form takes an atlas folder (every galaxy/projection with four band files) or a text file
 with one galaxy per line: four band files in VIS Y J H order (relative to the list file), optionally
-an output name; blanks or commas separate the fields, '#' starts a comment, and a file name with
-blanks is quoted ("NGC 1 H.fits").  It writes one file per galaxy into ``--out-dir`` and skips
+an output name (a plain name inside ``--out-dir``); blanks or commas separate the fields, '#' starts a
+comment, and a file name with blanks is quoted ("NGC 1 H.fits").  Files whose names and headers do
+not say their band must be named: ``--vis/--y/--j/--h``, or ``VIS=a.fits Y=b.fits J=c.fits H=d.fits``
+on a list line.  An existing output is skipped only when its ``BUNDSHA`` is this bundle's sha256.  It writes one file per galaxy into ``--out-dir`` and skips
 outputs that exist (unless ``--overwrite``).  ``--scheduler ADDRESS`` runs the galaxies on a dask.distributed cluster.
 Every output is written to a temporary name and renamed when complete.
 
