@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace an existing output folder (never the atlas or the checkpoint folder: an "
                         "--out overlapping them is refused)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.epilog = ("exit status: 0 done; 2 bad input/option, output overlapping the atlas or checkpoints, or an "
+                "I/O error; 130 interrupted; 143 terminated (SIGTERM); no output or temporary folder is left "
+                "after 2, 130 or 143")
     return p
 
 
