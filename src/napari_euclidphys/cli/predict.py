@@ -757,7 +757,7 @@ def run_batch(bundle_path, source, out_dir, *, targets=None, chunk_pixels=1_000_
             raise CliError(f"{source}: output name {name!r} resolves to {real}, outside --out-dir {out_dir}")
     inputs = {"--model": bundle_path, "--batch": source}
     for paths, name, _ in jobs:
-        inputs.update({f"band of {name}": p for p in paths})
+        inputs.update({f"{band} band of {name}": p for band, p in zip(("VIS", "Y", "J", "H"), paths)})
     check_no_overlap({"--out-dir": out_dir}, inputs)
     check_writable(out_dir / ".probe", folder=True)
     sha = file_sha256(Path(bundle_path) / "bundle.json")

@@ -265,6 +265,18 @@ def training_fingerprint(X, y, X_val=None, y_val=None, params: dict | None = Non
     return h.hexdigest()
 
 
+def _save_keras(model, tmp: Path) -> None:
+    """``model.save`` into the temporary ``tmp`` of :func:`atomic_path` (Keras insists on a ``.keras``
+    suffix); the intermediate file is removed whatever happens (Ctrl-C, SIGTERM)."""
+    target = tmp.with_suffix(".keras")
+    try:
+        model.save(target)
+        target.rename(tmp)
+    finally:
+        if target.exists():
+            target.unlink()
+
+
 def _build_network(n_features: int, params: dict):
     import keras
 
@@ -439,14 +451,12 @@ class DenseNetworkEstimator(Estimator):
 
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / "last.keras", overwrite=True) as tmp:
-            model.save(tmp.with_suffix(".keras"))
-            tmp.with_suffix(".keras").rename(tmp)
+            _save_keras(model, tmp)
         if state.best_weights is not None:
             best = _build_network(n_features, self.params)
             best.set_weights(state.best_weights)
             with atomic_path(folder / "best.keras", overwrite=True) as tmp:
-                best.save(tmp.with_suffix(".keras"))
-                tmp.with_suffix(".keras").rename(tmp)
+                _save_keras(best, tmp)
         info = {"state": state.to_dict(), "n_features": n_features, "n_samples": n_samples,
                 "params": {k: v for k, v in self.params.items() if k != "checkpoint_dir"},
                 "fingerprint": getattr(self, "_fingerprint", None),
@@ -528,9 +538,7 @@ class DenseNetworkEstimator(Estimator):
             return names
         for name, model in zip(names, self.networks_):
             with atomic_path(folder / name, overwrite=overwrite) as tmp:
-                target = tmp.with_suffix(".keras")  # keras insists on the suffix
-                model.save(target)
-                target.rename(tmp)
+                _save_keras(model, tmp)
         return names
 
     def _load_model(self, folder: Path, stem: str, meta: dict) -> None:
