@@ -278,7 +278,8 @@ def _check_band_name(img, expected: str, named: bool = False) -> None:
     if img.band is None and not named:
         raise CliError(f"{img.path}: its band cannot be recognised from its name or header (FILTER), so the "
                        f"order of --bands cannot be checked; say which file is which with "
-                       "--vis FILE --y FILE --j FILE --h FILE")
+                       "--vis FILE --y FILE --j FILE --h FILE (on a batch list line: VIS=FILE Y=FILE J=FILE "
+                       "H=FILE)")
 
 
 def _check_band_set(images, shapes) -> None:
