@@ -109,7 +109,7 @@ def test_unknown_schema_and_missing_json(tmp_path):
     meta["schema_version"] = SCHEMA_VERSION
     meta["targets"]["../../escape"] = meta["targets"].pop("mass")
     (path / "bundle.json").write_text(json.dumps(meta))
-    with pytest.raises(BundleError, match=r"unknown or no targets \['../../escape'\]"):
+    with pytest.raises(BundleError, match=r"unknown target '../../escape' in 'targets'"):
         ModelBundle.load(path)
     with pytest.raises(BundleError, match="not a model bundle"):
         ModelBundle.load(tmp_path / "nothing")

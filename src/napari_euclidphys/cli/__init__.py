@@ -10,9 +10,51 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import threading
 
-__all__ = ["atlas_main", "train_main", "predict_main", "prepare_main"]
+__all__ = ["atlas_main", "train_main", "predict_main", "prepare_main", "Terminated", "EXIT_INTERRUPTED",
+           "EXIT_TERMINATED", "EXIT_IO_ERROR"]
+
+#: Exit status after Ctrl-C (SIGINT) and after SIGTERM (what SLURM and Kubernetes send), as shells report them.
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+#: Exit status of an operating-system error (disk full, permission denied, …): one line naming the path.
+EXIT_IO_ERROR = 2
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM, so that it unwinds like Ctrl-C: every temporary
+    ``.part`` file or folder is removed by :mod:`napari_euclidphys.io.safe` and nothing is half-written."""
+
+
+def _on_sigterm(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the clean-up
+    raise Terminated(f"terminated by signal {signum}")
+
+
+def _run(command: str, main, argv) -> int:
+    """Run a CLI ``main`` with SIGTERM handled like SIGINT and OSError / interruption as one line."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return int(main(argv) or 0)
+    except Terminated:
+        print(f"{command}: terminated (SIGTERM); no output or temporary file left", file=sys.stderr)
+        return EXIT_TERMINATED
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted; no output or temporary file left", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        also = f" (and {err.filename2})" if getattr(err, "filename2", None) else ""
+        print(f"{command}: error: {where}{err.strerror or err}{also}", file=sys.stderr)
+        return EXIT_IO_ERROR
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _dispatch(module: str, command: str, argv: list[str] | None) -> int:
@@ -26,7 +68,7 @@ def _dispatch(module: str, command: str, argv: list[str] | None) -> int:
             raise
         print(f"{command}: not available yet in this version of napari-euclidphys.", file=sys.stderr)
         return 2
-    return int(mod.main(argv) or 0)
+    return _run(command, mod.main, argv)
 
 
 def atlas_main(argv: list[str] | None = None) -> int:

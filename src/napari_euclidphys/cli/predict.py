@@ -1,6 +1,7 @@
 """``napari-euclidphys-predict``: apply a model bundle to Euclid band images, write map FITS files.
 
     napari-euclidphys-predict --model BUNDLE --bands VIS.fits Y.fits J.fits H.fits --out maps.fits
+    napari-euclidphys-predict --model BUNDLE --vis A.fits --y B.fits --j C.fits --h D.fits --out maps.fits
     napari-euclidphys-predict --model BUNDLE --batch ATLAS_DIR_OR_LIST --out-dir DIR [--scheduler ADDR]
 
 The output is a multi-extension FITS file: an empty primary HDU with the provenance (bundle name and
@@ -12,10 +13,17 @@ the VIS image are copied to every image HDU.
 
 The batch form takes an atlas folder (every galaxy/projection with four band files) or a text file
 with one galaxy per line: four band files in VIS Y J H order (relative to the list file), optionally
-an output name; blanks or commas separate the fields, '#' starts a comment, and a file name with
-blanks is quoted ("NGC 1 H.fits").  It writes one file per galaxy into ``--out-dir`` and skips
+an output name (a plain name inside ``--out-dir``); blanks or commas separate the fields, '#' starts a
+comment, and a file name with blanks is quoted ("NGC 1 H.fits").  Files whose names and headers do
+not say their band must be named: ``--vis/--y/--j/--h``, or ``VIS=a.fits Y=b.fits J=c.fits H=d.fits``
+on a list line.  An existing output is skipped only when its ``BUNDSHA`` is this bundle's sha256.  It writes one file per galaxy into ``--out-dir`` and skips
 outputs that exist (unless ``--overwrite``).  ``--scheduler ADDRESS`` runs the galaxies on a dask.distributed cluster.
 Every output is written to a temporary name and renamed when complete.
+
+Exit status: 0 success; 1 some batch galaxies failed (the others are written); 2 bad input or
+option, unwritable output, or an I/O error (one line on stderr naming the file); 3 the prediction
+is useless (no pixel evaluated, or a map entirely NaN/inf): nothing is written for that galaxy;
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM): no output or temporary file is left.
 """
 
 from __future__ import annotations
@@ -39,6 +47,25 @@ class CliError(Exception):
     """A problem with the inputs: printed to stderr, exit code 2."""
 
 
+class UselessOutputError(CliError):
+    """The prediction holds no usable value (nothing evaluated, or a map all NaN): exit code 3."""
+
+
+#: Exit status of a useless prediction (see :class:`UselessOutputError`).
+EXIT_USELESS = 3
+
+#: Seconds to wait for a dask.distributed scheduler given with --scheduler.
+SCHEDULER_TIMEOUT_S = 10.0
+
+
+def _warn(message: str) -> None:
+    """A warning the user must see: on stderr (and in the log)."""
+    log.warning(message)
+    if not any(isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is sys.stderr
+               for h in logging.getLogger().handlers):
+        print(f"napari-euclidphys-predict: warning: {message}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="napari-euclidphys-predict",
@@ -46,7 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "I_E, Y_E, J_E, H_E surface-brightness images with a model bundle.")
     p.add_argument("--model", required=True, help="model bundle folder (holding bundle.json)")
     p.add_argument("--bands", nargs=4, metavar=("VIS", "Y", "J", "H"),
-                   help="the four band FITS files, in the order VIS Y J H")
+                   help="the four band FITS files, in the order VIS Y J H (each file's band must be "
+                        "recognisable from its name or FILTER keyword; otherwise use --vis/--y/--j/--h)")
+    for band in ("VIS", "Y", "J", "H"):
+        p.add_argument(f"--{band.lower()}", metavar="FILE", default=None,
+                       help=f"the {band} band file (instead of --bands; needed when a file's name and "
+                            "header do not say its band)")
+    p.add_argument("--unit", default=None,
+                   help="unit of the band images' pixel values, replacing BUNIT (case-sensitive: 'MJy/sr' "
+                        "mega, 'mJy/sr' milli; 'adu' to use MAGZERO); needed when BUNIT is ambiguous "
+                        "like 'MJY/SR'")
     p.add_argument("--prepared", metavar="FITS",
                    help="a prepared observation (napari-euclidphys-prepare): its band σ is propagated through "
                         "the model by Monte-Carlo draws and added to the model's own σ")
@@ -64,8 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(for images larger than memory; uncompressed FITS only)")
     p.add_argument("--projections", default=None, help="atlas batch: comma list of projections (default all)")
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address for --batch")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs (never an input: outputs overlapping the bands, the "
+                        "bundle or the batch source are refused)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.epilog = ("exit status: 0 done; 1 some batch galaxies failed; 2 bad input/option or I/O error; "
+                f"{EXIT_USELESS} useless prediction (no pixel evaluated or a map all NaN; nothing written); "
+                "130 interrupted; 143 terminated (SIGTERM)")
     return p
 
 
@@ -116,39 +157,116 @@ def check_memory(paths, n_targets: int) -> None:
             "with napari_euclidphys.io.fits.open_band_dask")
 
 
+class _NotComparable(Exception):
+    """Two WCS that cannot be put in one frame."""
+
+
+def _wcs_kind(wcs) -> str:
+    if wcs is None:
+        return "none"
+    return "celestial" if wcs.has_celestial else "linear"
+
+
 def _grid_offset(ref, img, shape) -> float | None:
-    """Largest offset [pixels] between the pixel grids of two images' WCS; None when not comparable."""
+    """Largest offset [pixels] between the pixel grids of two images' WCS.
+
+    Celestial WCS are compared on the sky (``pixel_to_world`` → SkyCoord → the other WCS's frame, so
+    RA/Dec against GLON/GLAT works); linear WCS when their axes and units agree.  None when either
+    image has no WCS; :class:`_NotComparable` when the two cannot be put in one frame.
+    """
     import numpy as np
 
-    if ref.wcs is None or img.wcs is None or list(ref.wcs.wcs.ctype) != list(img.wcs.wcs.ctype):
+    kinds = _wcs_kind(ref.wcs), _wcs_kind(img.wcs)
+    if "none" in kinds:
         return None
     ny, nx = shape
     px = np.array([0, nx - 1, 0, nx - 1, (nx - 1) / 2], float)
     py = np.array([0, 0, ny - 1, ny - 1, (ny - 1) / 2], float)
+    if kinds[0] != kinds[1]:
+        raise _NotComparable(f"one WCS is {kinds[0]}, the other {kinds[1]}")
     try:
-        world = ref.wcs.pixel_to_world_values(px, py)
-        qx, qy = img.wcs.world_to_pixel_values(*world)
+        if kinds[0] == "celestial":
+            sky = ref.wcs.celestial.pixel_to_world(px, py)
+            qx, qy = img.wcs.celestial.world_to_pixel(sky)  # converted to img's frame (ICRS, galactic …)
+        else:
+            same = (list(ref.wcs.wcs.ctype) == list(img.wcs.wcs.ctype)
+                    and [str(c) for c in ref.wcs.wcs.cunit] == [str(c) for c in img.wcs.wcs.cunit])
+            if not same:
+                raise _NotComparable(f"axes {list(ref.wcs.wcs.ctype)} vs {list(img.wcs.wcs.ctype)}")
+            world = ref.wcs.pixel_to_world_values(px, py)
+            qx, qy = img.wcs.world_to_pixel_values(*world)
         off = np.hypot(np.asarray(qx) - px, np.asarray(qy) - py)
-    except Exception:  # noqa: BLE001 - a WCS astropy cannot evaluate is not comparable
-        return None
-    return float(np.max(off)) if np.all(np.isfinite(off)) else None
+    except _NotComparable:
+        raise
+    except Exception as err:  # noqa: BLE001 - a WCS astropy cannot evaluate
+        raise _NotComparable(f"{type(err).__name__}: {err}") from None
+    if not np.all(np.isfinite(off)):
+        raise _NotComparable("the WCS gives non-finite positions")
+    return float(np.max(off))
 
 
-def _read_bands(paths):
+def _check_band_files(paths, labels) -> None:
+    """Each band file must be a regular file, and no two the same file (path or bytes)."""
+    import hashlib
+    import os
+    import stat
+
+    real = []
+    for path, label in zip(paths, labels):
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise CliError(f"{path}: no such file ({label})") from None
+        except OSError as err:
+            raise CliError(f"{path}: cannot be read ({label}: {err.strerror})") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise CliError(f"{path}: is a folder, not a FITS file ({label})")
+        if not stat.S_ISREG(st.st_mode):
+            raise CliError(f"{path}: not a regular file (a FIFO, socket or device; {label}); give a FITS file")
+        real.append((os.path.realpath(path), st.st_size, (st.st_dev, st.st_ino)))
+    digests = {}
+    for i, (rp, size, ino) in enumerate(real):
+        for j in range(i):
+            same = rp == real[j][0] or ino == real[j][2]
+            if not same and size == real[j][1]:
+                for k in (i, j):
+                    if k not in digests:
+                        h = hashlib.sha256()
+                        with open(paths[k], "rb") as fh:
+                            for block in iter(lambda: fh.read(1 << 20), b""):
+                                h.update(block)
+                        digests[k] = h.hexdigest()
+                same = digests[i] == digests[j]
+            if same:
+                raise CliError(f"{paths[i]} ({labels[i]}) and {paths[j]} ({labels[j]}) are the same file "
+                               "(same path or same bytes); give four different band images")
+
+
+def _band_labels(named: bool) -> list[str]:
+    from .. import BANDS
+
+    if named:
+        return [f"--{b.lower()}" for b in BANDS]
+    return [f"{b}, {i + 1}. of --bands" for i, b in enumerate(BANDS)]
+
+
+def _read_bands(paths, unit=None, named=False):
     """Read four band files (VIS Y J H order); check bands, shapes, pixel scales and WCS grids agree.
 
     Each image is copied into one (4, ny, nx) float32 stack as soon as it is read, so the peak memory
-    is the stack plus one image.
+    is the stack plus one image.  ``named``: the caller said which file is which band (--vis …);
+    otherwise a file whose band cannot be recognised is refused.
     """
     import numpy as np
 
     from .. import BANDS
     from ..io.fits import read_band_image
 
+    _check_band_files(paths, _band_labels(named))
     images, stack = [], None
     for i, (expected, path) in enumerate(zip(BANDS, paths)):
-        img = read_band_image(path)
-        _check_band_name(img, expected)
+        img = read_band_image(path, unit=unit)
+        _check_band_name(img, expected, named)
         if stack is None:
             stack = np.empty((len(BANDS), *img.data.shape), np.float32)
         if img.data.shape == stack.shape[1:]:
@@ -159,16 +277,25 @@ def _read_bands(paths):
     return stack, images
 
 
-def _check_band_name(img, expected: str) -> None:
+def _check_band_name(img, expected: str, named: bool = False) -> None:
     from .. import BANDS
 
     if img.band is not None and img.band != expected:
-        raise CliError(f"{img.path}: looks like the {img.band} band but was given as {expected} "
-                       f"(give --bands in the order {' '.join(BANDS)})")
+        how = f"--{expected.lower()}" if named else f"as {expected} (give --bands in the order {' '.join(BANDS)})"
+        raise CliError(f"{img.path}: looks like the {img.band} band but was given {how}")
+    if img.band is None and not named:
+        raise CliError(f"{img.path}: its band cannot be recognised from its name or header (FILTER), so the "
+                       f"order of --bands cannot be checked; say which file is which with "
+                       "--vis FILE --y FILE --j FILE --h FILE (on a batch list line: VIS=FILE Y=FILE J=FILE "
+                       "H=FILE)")
 
 
 def _check_band_set(images, shapes) -> None:
-    """The four images must share shape, pixel scale and pixel grid (CliError naming the files)."""
+    """The four images must share shape, pixel scale and pixel grid (CliError naming the files).
+
+    The grids are compared in one frame (see :func:`_grid_offset`); images that cannot be compared
+    are refused, and images without any WCS are accepted with a warning that the grid is unchecked.
+    """
     import numpy as np
 
     if len(set(shapes)) != 1:
@@ -181,11 +308,23 @@ def _check_band_set(images, shapes) -> None:
         if np.any(np.abs(values / values[0] - 1) > 0.01):
             detail = ", ".join(f"{img.path.name} {s[0]:.4g} {s[1]}" for img, s in zip(images, scales) if s)
             raise CliError(f"band images differ in pixel scale: {detail}")
+    unchecked = []
     for img in images[1:]:
-        off = _grid_offset(images[0], img, shapes[0])
-        if off is not None and off > 0.25:
+        try:
+            off = _grid_offset(images[0], img, shapes[0])
+        except _NotComparable as why:
+            raise CliError(f"{img.path}: its WCS cannot be compared with that of {images[0].path.name} ({why}); "
+                           "the four band images must be on one pixel grid with WCS of one kind "
+                           "(reproject them first)") from None
+        if off is None:
+            unchecked.append(img)
+        elif off > 0.25:
             raise CliError(f"{img.path}: its WCS puts it {off:.3g} pixels away from {images[0].path.name}; "
                            "the four band images must be on one pixel grid (reproject them first)")
+    if unchecked:
+        nowcs = [img.path.name for img in images if img.wcs is None]
+        _warn(f"pixel grids NOT checked: {', '.join(nowcs)} ha{'s' if len(nowcs) == 1 else 've'} no usable WCS; "
+              "the four band images are assumed to be on one pixel grid")
 
 
 def _ascii(text) -> str:
@@ -207,7 +346,17 @@ def _output_layout(bundle, targets, reference=None, inputs=()):
     geometry = fits.Header()
     if reference is not None:
         if reference.wcs is not None:
-            geometry.update(reference.wcs.to_header())
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                # relax=True keeps SIP distortion (CTYPE …-SIP, A_/B_ polynomials)
+                geometry.update(reference.wcs.to_header(relax=True))
+            lost = [name for name, v in (("CPDIS", reference.wcs.cpdis1 or reference.wcs.cpdis2),
+                                         ("D2IM", reference.wcs.det2im1 or reference.wcs.det2im2)) if v]
+            if lost:
+                geometry["WCSNOTE"] = (f"{'+'.join(lost)} distortion of the input NOT copied",
+                                       "positions from this WCS are approximate")
         for key in ("PIXSIZE",):
             if key in reference.header:
                 geometry[key] = (reference.header[key], reference.header.comments[key])
@@ -317,7 +466,7 @@ class _RawImageWriter:
 
 
 def predict_files_lazy(bundle, band_paths, out, *, targets=None, chunk_pixels=1_000_000, overwrite=False,
-                       progress=True) -> Path:
+                       progress=True, unit=None, named=False) -> Path:
     """Predict band images of any size block by block with dask and stream the maps into ``out``.
 
     The bands are memory-mapped (:func:`napari_euclidphys.io.fits.open_band_dask`), predicted with
@@ -334,15 +483,19 @@ def predict_files_lazy(bundle, band_paths, out, *, targets=None, chunk_pixels=1_
     from ..io.fits import open_band_dask
     from ..io.safe import atomic_path, check_can_write
 
+    from ..io.safe import check_writable
+
+    check_writable(out)
     check_can_write(out, overwrite)
+    _check_band_files(band_paths, _band_labels(named))
     shape = _image_shape(band_paths[0])
     width = shape[1] if shape else 1
     rows = max(1, int(chunk_pixels) // width)
     lazy, images = [], []
     for expected, path in zip(BANDS, band_paths):
         # slabs of whole rows, the blocks the prediction uses: no rechunking, no slab held twice
-        array, meta = open_band_dask(path, chunks=(rows, -1))
-        _check_band_name(meta, expected)
+        array, meta = open_band_dask(path, chunks=(rows, -1), unit=unit)
+        _check_band_name(meta, expected, named)
         lazy.append(array)
         images.append(meta)
     _check_band_set(images, [tuple(a.shape) for a in lazy])
@@ -351,6 +504,7 @@ def predict_files_lazy(bundle, band_paths, out, *, targets=None, chunk_pixels=1_
     primary, extensions = _output_layout(bundle, pred.targets, images[0], band_paths)
     n_t = len(pred.targets)
     n_evaluated = n_out_of_range = 0
+    n_finite = {t: 0 for t in pred.targets}
     with atomic_path(out, overwrite=overwrite) as tmp, open(tmp, "w+b") as f:
         # the file skeleton: headers, and data areas sized (not filled) by seeking past them
         f.write(primary.tostring().encode("ascii"))
@@ -379,11 +533,14 @@ def predict_files_lazy(bundle, band_paths, out, *, targets=None, chunk_pixels=1_
             region = (slice(r0, r0 + slab.shape[1]), slice(0, nx))
             for writer, what, t in writers:
                 if what == "map":
-                    writer[region] = _power_of_ten(slab[pred.targets.index(t)])
+                    values = _power_of_ten(slab[pred.targets.index(t)])
+                    n_finite[t] += int(np.count_nonzero(np.isfinite(values)))
+                    writer[region] = values
                 elif what == "sigma":
                     writer[region] = slab[n_t + pred.targets.index(t)]
                 else:
                     writer[region] = flags
+        _check_useful(out, ny * nx, n_evaluated, n_finite, bundle.clip_h)  # the temporary file is removed
         primary["NEVAL"] = n_evaluated
         primary["NOUTRNG"] = n_out_of_range
         f.seek(0)
@@ -391,19 +548,43 @@ def predict_files_lazy(bundle, band_paths, out, *, targets=None, chunk_pixels=1_
     return Path(out)
 
 
+def _check_useful(out, n_pixels, n_evaluated, n_finite: dict, clip_h) -> None:
+    """UselessOutputError (exit 3) when nothing was evaluated or a target's map holds no finite value."""
+    if n_evaluated == 0:
+        raise UselessOutputError(
+            f"{out}: useless prediction, not written: none of the {n_pixels} pixels was evaluated (every "
+            f"pixel has a non-finite or non-positive band, or I_H at or below the bundle's clip of "
+            f"{clip_h:g} MJy/sr); check the bands' unit and the bundle")
+    empty = [TARGET_EXTNAMES[t] for t, n in n_finite.items() if n == 0]
+    if empty:
+        raise UselessOutputError(
+            f"{out}: useless prediction, not written: {', '.join(empty)} map(s) are NaN/inf in all "
+            f"{n_evaluated} evaluated pixels (the bundle's scaling or model gives no finite value)")
+
+
 def predict_files(bundle, band_paths, out, *, targets=None, chunk_pixels=1_000_000, overwrite=False,
-                  progress=True) -> Path:
-    """Predict one galaxy from four band files and write ``out``; return its path."""
+                  progress=True, unit=None, named=False) -> Path:
+    """Predict one galaxy from four band files and write ``out``; return its path.
+
+    ``unit`` replaces the bands' BUNIT; ``named``: the caller said which file is which band.
+    Raises :class:`UselessOutputError` (nothing written) when the maps would hold no usable value.
+    """
+    import numpy as np
+
     from ..inference import predict_maps
-    from ..io.safe import check_can_write
+    from ..io.safe import check_can_write, check_writable
     from ..progress import exhaust, run_with_progress
 
-    check_can_write(out, overwrite)  # fail before the work, not after
+    check_writable(out)  # fail before the work, not after
+    check_can_write(out, overwrite)
+    _check_band_files(band_paths, _band_labels(named))  # before anything opens them (a FIFO would hang)
     n_targets = len(targets) if targets else len(bundle.targets)
     check_memory(band_paths, n_targets)
-    bands, images = _read_bands(band_paths)
+    bands, images = _read_bands(band_paths, unit=unit, named=named)
     gen = predict_maps(bundle, bands, chunk_pixels=chunk_pixels, targets=targets)
     pred = run_with_progress(gen, desc=Path(out).name) if progress else exhaust(gen)
+    _check_useful(out, int(bands[0].size), pred.n_evaluated,
+                  {t: int(np.count_nonzero(np.isfinite(pred.maps[t]))) for t in pred.targets}, bundle.clip_h)
     return write_maps_fits(out, pred, bundle, reference=images[0], inputs=band_paths, overwrite=overwrite)
 
 
@@ -477,8 +658,51 @@ def _split_list_line(line: str) -> list[str]:
     return list(lexer)
 
 
-def batch_jobs(source, projections=None) -> list[tuple[list[Path], str]]:
-    """(band paths in VIS Y J H order, output file name) for every galaxy of an atlas or list file."""
+def _list_fields(source, n, parts):
+    """(band paths in VIS Y J H order, output name or None, named) from one list-file line.
+
+    Fields are either four positional band files, or ``VIS=file Y=file J=file H=file`` (in any order;
+    needed when the files' names and headers do not say their band), then optionally an output name.
+    """
+    from .. import BANDS
+
+    named = {}
+    rest = []
+    for field in parts:
+        key, sep, value = field.partition("=")
+        if sep and key.upper() in BANDS and value:
+            if key.upper() in named:
+                raise CliError(f"{source}:{n}: band {key.upper()} given twice")
+            named[key.upper()] = value
+        else:
+            rest.append(field)
+    if named:
+        missing = [b for b in BANDS if b not in named]
+        if missing or len(rest) > 1:
+            raise CliError(f"{source}:{n}: with named bands give all four (VIS= Y= J= H=) and optionally an "
+                           f"output name; missing {missing}, extra fields {rest[1:]}")
+        files, name = [named[b] for b in BANDS], (rest[0] if rest else None)
+    else:
+        if len(rest) not in (4, 5):
+            raise CliError(f"{source}:{n}: expected four band files (VIS Y J H) and optionally an output "
+                           f"name, got {len(rest)} fields")
+        files, name = rest[:4], (rest[4] if len(rest) == 5 else None)
+    paths = [Path(p) if Path(p).is_absolute() else source.parent / p for p in files]
+    if name is not None:
+        _check_out_name(name, f"{source}:{n}")
+    return paths, name, bool(named)
+
+
+def _check_out_name(name: str, where: str) -> None:
+    """An output name of a batch list must stay inside --out-dir: relative, no '..', not empty."""
+    pure = Path(name)
+    if pure.is_absolute() or name.startswith(("/", "\\")) or ".." in pure.parts or "\\" in name \
+            or not pure.name or pure.name in (".", ".."):
+        raise CliError(f"{where}: output name {name!r} is not a plain file name inside --out-dir "
+                       "(absolute paths and '..' are refused)")
+
+
+def _batch_jobs_named(source, projections=None) -> list[tuple[list[Path], str, bool]]:
     from .. import BANDS
 
     source = Path(source)
@@ -489,6 +713,8 @@ def batch_jobs(source, projections=None) -> list[tuple[list[Path], str]]:
             atlas = open_atlas(source)
         except AtlasError as err:
             raise CliError(str(err)) from None
+        for warning in atlas.warnings:
+            _warn(warning)
         keys = atlas.files
         pairs = sorted({(k[0], k[1]) for k in keys}, key=lambda gp: (gp[0], int(gp[1][1:])))
         if projections:
@@ -496,7 +722,7 @@ def batch_jobs(source, projections=None) -> list[tuple[list[Path], str]]:
         jobs = []
         for g, p in pairs:
             if all((g, p, b, True) in keys for b in BANDS):
-                jobs.append(([atlas.path(g, p, b) for b in BANDS], f"TNG{g}_{p}_maps.fits"))
+                jobs.append(([atlas.path(g, p, b) for b in BANDS], f"TNG{g}_{p}_maps.fits", True))
             else:
                 log.warning("TNG%s %s: skipped, not all four band images are present", g, p)
         if not jobs:
@@ -505,29 +731,37 @@ def batch_jobs(source, projections=None) -> list[tuple[list[Path], str]]:
         return jobs
     if not source.is_file():
         raise CliError(f"{source}: neither an atlas folder nor a list file")
+    try:
+        text = source.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        line = source.read_bytes()[:err.start].count(b"\n") + 1
+        raise CliError(f"{source}:{line}: the list file is not UTF-8 text (byte 0x{err.object[err.start]:02x}); "
+                       "save it as UTF-8") from None
     jobs = []
-    for n, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         try:
             parts = _split_list_line(line)
         except ValueError as err:
             raise CliError(f"{source}:{n}: {err}") from None
         if not parts:
             continue
-        if len(parts) not in (4, 5):
-            raise CliError(f"{source}:{n}: expected four band files (VIS Y J H) and optionally an output "
-                           f"name, got {len(parts)} fields")
-        paths = [Path(p) if Path(p).is_absolute() else source.parent / p for p in parts[:4]]
-        jobs.append((paths, parts[4] if len(parts) == 5 else _default_out_name(paths[0])))
+        paths, name, named = _list_fields(source, n, parts)
+        jobs.append((paths, name or _default_out_name(paths[0]), named))
     if not jobs:
         raise CliError(f"{source}: the list file names no galaxy")
-    names = [name for _, name in jobs]
+    names = [name for _, name, _ in jobs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise CliError(f"{source}: several lines would write the same output {dupes}; give output names")
     return jobs
 
 
-def _predict_job(bundle_path, band_paths, out, targets, chunk_pixels, overwrite):
+def batch_jobs(source, projections=None) -> list[tuple[list[Path], str]]:
+    """(band paths in VIS Y J H order, output file name) for every galaxy of an atlas or list file."""
+    return [(paths, name) for paths, name, _ in _batch_jobs_named(source, projections)]
+
+
+def _predict_job(bundle_path, band_paths, out, targets, chunk_pixels, overwrite, unit=None, named=False):
     """One batch job (runs in this process or on a dask worker, which loads the bundle itself)."""
     from ..io.bundle import ModelBundle
 
@@ -536,121 +770,213 @@ def _predict_job(bundle_path, band_paths, out, targets, chunk_pixels, overwrite)
         bundle = ModelBundle.load(bundle_path)
         _predict_job.cache = {str(bundle_path): bundle}
     predict_files(bundle, band_paths, out, targets=targets, chunk_pixels=chunk_pixels, overwrite=overwrite,
-                  progress=False)
+                  progress=False, unit=unit, named=named)
     return str(out)
 
 
 _predict_job.cache = {}
 
 
+def _made_by(out: Path) -> str | None:
+    """BUNDSHA of an existing output file ('' when unreadable or missing the keyword)."""
+    from astropy.io import fits
+
+    try:
+        return str(fits.getheader(out, 0).get("BUNDSHA", "")).strip()
+    except Exception:  # noqa: BLE001 - an unreadable output is redone
+        return ""
+
+
+def _client(scheduler):
+    """A distributed.Client for an address, failing fast (CliError) when it cannot be reached."""
+    from distributed import Client
+
+    try:
+        return Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+    except (OSError, TimeoutError, ValueError, TypeError) as err:
+        raise CliError(f"--scheduler {scheduler}: cannot reach the dask scheduler within "
+                       f"{SCHEDULER_TIMEOUT_S:g} s ({type(err).__name__}: {err})") from None
+
+
 def run_batch(bundle_path, source, out_dir, *, targets=None, chunk_pixels=1_000_000, overwrite=False,
-              projections=None, scheduler=None, progress=True) -> dict:
-    """Predict every galaxy of ``source`` into ``out_dir``; returns {"written", "skipped", "failed"}.
+              projections=None, scheduler=None, progress=True, unit=None) -> dict:
+    """Predict every galaxy of ``source`` into ``out_dir``.
+
+    Returns {"written", "skipped", "failed", "redone", "useless"}: an existing output is skipped only
+    when its ``BUNDSHA`` is this bundle's sha256; one made by another bundle (or unreadable) is redone
+    and listed in "redone".  Galaxies whose prediction is useless (see :class:`UselessOutputError`)
+    are not written and listed in "useless".  Output names are confined to ``out_dir``.
 
     ``scheduler``: None runs here; an address string or a ``distributed.Client`` runs the galaxies
     on that dask.distributed cluster (each worker verifies and loads the bundle itself).
     """
+    import os
+
+    from ..io.bundle import file_sha256
+    from ..io.safe import check_no_overlap, check_writable
+
     out_dir = Path(out_dir)
-    jobs = batch_jobs(source, projections)
-    todo, skipped = [], []
-    for paths, name in jobs:
+    jobs = _batch_jobs_named(source, projections)
+    real_dir = os.path.realpath(out_dir)
+    for _, name, _ in jobs:
+        _check_out_name(name, str(source))
+        real = os.path.realpath(out_dir / name)
+        if os.path.commonpath([real_dir, real]) != real_dir or real == real_dir:
+            raise CliError(f"{source}: output name {name!r} resolves to {real}, outside --out-dir {out_dir}")
+    inputs = {"--model": bundle_path, "--batch": source}
+    for paths, name, _ in jobs:
+        inputs.update({f"{band} band of {name}": p for band, p in zip(("VIS", "Y", "J", "H"), paths)})
+    check_no_overlap({"--out-dir": out_dir}, inputs)
+    check_writable(out_dir / ".probe", folder=True)
+    sha = file_sha256(Path(bundle_path) / "bundle.json")
+    todo, skipped, redone = [], [], []
+    for paths, name, named in jobs:
         out = out_dir / name
         if out.exists() and not overwrite:
-            skipped.append(str(out))
+            made_by = _made_by(out)
+            if made_by == sha:
+                skipped.append(str(out))
+                continue
+            redone.append(str(out))
+            _warn(f"{out}: made by another bundle (BUNDSHA {made_by[:12] or 'missing'}…, this one {sha[:12]}…); "
+                  "predicting it again")
+            todo.append((paths, out, named, True))
         else:
-            todo.append((paths, out))
+            todo.append((paths, out, named, overwrite))
     out_dir.mkdir(parents=True, exist_ok=True)
-    written, failed = [], []
+    written, failed, useless = [], [], []
+
+    def _record(out, err):
+        if isinstance(err, UselessOutputError):
+            useless.append((str(out), str(err)))
+            log.error("%s", err)
+        else:
+            failed.append((str(out), f"{type(err).__name__}: {err}"))
+            log.error("%s: failed: %s", out.name, err)
+
     if scheduler is None:
         from tqdm.auto import tqdm
 
-        for paths, out in tqdm(todo, desc="galaxies", disable=not progress, unit="galaxy"):
+        for paths, out, named, replace in tqdm(todo, desc="galaxies", disable=not progress, unit="galaxy"):
             try:
-                written.append(_predict_job(bundle_path, paths, out, targets, chunk_pixels, overwrite))
+                written.append(_predict_job(bundle_path, paths, out, targets, chunk_pixels, replace, unit, named))
             except Exception as err:  # noqa: BLE001 - report and go on with the other galaxies
-                failed.append((str(out), f"{type(err).__name__}: {err}"))
-                log.error("%s: failed: %s", out.name, err)
+                _record(out, err)
     else:
         from distributed import Client, as_completed
 
-        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        client = scheduler if isinstance(scheduler, Client) else _client(scheduler)
         try:
             futures = {client.submit(_predict_job, str(bundle_path), [str(p) for p in paths], str(out),
-                                     targets, chunk_pixels, overwrite, pure=False): out for paths, out in todo}
+                                     targets, chunk_pixels, replace, unit, named, pure=False): out
+                       for paths, out, named, replace in todo}
             for fut in as_completed(futures):
                 out = futures[fut]
                 try:
                     written.append(fut.result())
                 except Exception as err:  # noqa: BLE001
-                    failed.append((str(out), f"{type(err).__name__}: {err}"))
-                    log.error("%s: failed: %s", out.name, err)
+                    _record(out, err)
         finally:
             if client is not scheduler:
                 client.close()
-    return {"written": sorted(written), "skipped": skipped, "failed": failed}
+    return {"written": sorted(written), "skipped": skipped, "failed": failed, "redone": sorted(redone),
+            "useless": useless}
 
 
 # -- entry point --------------------------------------------------------------------------------
+def _band_args(args) -> tuple[list[str] | None, bool]:
+    """(band files in VIS Y J H order, named) from --bands or --vis/--y/--j/--h."""
+    from .. import BANDS
+
+    named = {b: getattr(args, b.lower()) for b in BANDS}
+    given = [b for b, v in named.items() if v]
+    if given:
+        if args.bands is not None:
+            raise CliError("give the bands either with --bands VIS Y J H or with --vis/--y/--j/--h, not both")
+        missing = [f"--{b.lower()}" for b in BANDS if not named[b]]
+        if missing:
+            raise CliError(f"named bands need all four files; missing {' '.join(missing)}")
+        return [named[b] for b in BANDS], True
+    return args.bands, False
+
+
+def _predict_prepared_main(args, bundle_cls) -> int:
+    from ..io.safe import check_no_overlap
+
+    if not args.out:
+        raise CliError("--prepared needs --out FILE")
+    if args.draws < 2:
+        raise CliError("--draws must be at least 2")
+    check_no_overlap({"--out": args.out}, {"--model": args.model, "--prepared": args.prepared})
+    bundle = bundle_cls.load(args.model)
+    out = predict_prepared_file(bundle, args.prepared, args.out, n_draws=args.draws, seed=args.seed,
+                                snr_min=args.snr_min, overwrite=args.overwrite, progress=not args.quiet)
+    log.info("wrote %s", out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
                         format="%(levelname)s %(message)s", stream=sys.stderr)
     from ..io.bundle import BundleError, ModelBundle
     from ..io.fits import FitsReadError
-    from ..io.safe import OutputExistsError
+    from ..io.safe import OutputExistsError, check_no_overlap
 
     prog = "napari-euclidphys-predict"
     try:
-        if sum(x is not None for x in (args.bands, args.batch, args.prepared)) != 1:
-            raise CliError("give either --bands VIS Y J H with --out, --prepared FILE with --out, "
-                           "or --batch with --out-dir")
+        bands, named = _band_args(args)
+        if sum(x is not None for x in (bands, args.batch, args.prepared)) != 1:
+            raise CliError("give either --bands VIS Y J H (or --vis/--y/--j/--h) with --out, --prepared FILE "
+                           "with --out, or --batch with --out-dir")
         if args.prepared is not None:
-            if not args.out:
-                raise CliError("--prepared needs --out FILE")
-            if args.draws < 2:
-                raise CliError("--draws must be at least 2")
-            bundle = ModelBundle.load(args.model)
-            out = predict_prepared_file(bundle, args.prepared, args.out, n_draws=args.draws, seed=args.seed,
-                                        snr_min=args.snr_min, overwrite=args.overwrite, progress=not args.quiet)
-            log.info("wrote %s", out)
-            return 0
-        if args.bands is not None and not args.out:
+            return _predict_prepared_main(args, ModelBundle)
+        if bands is not None and not args.out:
             raise CliError("--bands needs --out FILE")
         if args.batch is not None and not args.out_dir:
             raise CliError("--batch needs --out-dir DIR")
         if args.chunk_pixels < 1:
             raise CliError("--chunk-pixels must be positive")
+        if args.dask and bands is None:
+            raise CliError("--dask works with --bands (one image set); --batch predicts galaxy by galaxy")
         bundle = ModelBundle.load(args.model)
+        if bands is not None:
+            labels = _band_labels(named)
+            check_no_overlap({"--out": args.out}, {"--model": args.model, **dict(zip(labels, bands))})
         targets = None
         if args.targets:
             targets = [t.strip() for t in args.targets.split(",") if t.strip()]
             missing = [t for t in targets if t not in bundle.targets]
-            if missing:
-                raise CliError(f"{args.model}: the bundle has no model for {missing}; it predicts "
-                               f"{', '.join(bundle.targets)}")
-        if args.dask and args.bands is None:
-            raise CliError("--dask works with --bands (one image set); --batch predicts galaxy by galaxy")
-        if args.bands is not None and args.dask:
-            out = predict_files_lazy(bundle, args.bands, args.out, targets=targets,
-                                     chunk_pixels=args.chunk_pixels, overwrite=args.overwrite,
-                                     progress=not args.quiet)
-            log.info("wrote %s", out)
-            return 0
-        if args.bands is not None:
-            out = predict_files(bundle, args.bands, args.out, targets=targets, chunk_pixels=args.chunk_pixels,
-                                overwrite=args.overwrite, progress=not args.quiet)
+            if missing or not targets:
+                raise CliError(f"{args.model}: the bundle has no model for {missing or args.targets!r}; it "
+                               f"predicts {', '.join(bundle.targets)}")
+        if bands is not None:
+            run = predict_files_lazy if args.dask else predict_files
+            out = run(bundle, bands, args.out, targets=targets, chunk_pixels=args.chunk_pixels,
+                      overwrite=args.overwrite, progress=not args.quiet, unit=args.unit, named=named)
             log.info("wrote %s", out)
             return 0
         _predict_job.cache = {str(args.model): bundle}
         projections = [p.strip() for p in args.projections.split(",")] if args.projections else None
         result = run_batch(args.model, args.batch, args.out_dir, targets=targets, chunk_pixels=args.chunk_pixels,
                            overwrite=args.overwrite, projections=projections, scheduler=args.scheduler,
-                           progress=not args.quiet)
-        log.info("%d written, %d skipped (already done), %d failed", len(result["written"]),
-                 len(result["skipped"]), len(result["failed"]))
+                           progress=not args.quiet, unit=args.unit)
+        summary = (f"{len(result['written'])} written ({len(result['redone'])} redone: made by another bundle), "
+                   f"{len(result['skipped'])} skipped (already done by this bundle), {len(result['failed'])} "
+                   f"failed, {len(result['useless'])} useless (not written)")
+        print(f"{prog}: {summary}", file=sys.stderr)
+        for out in result["redone"]:
+            print(f"{prog}: {out}: redone (it was made by another bundle)", file=sys.stderr)
         for out, why in result["failed"]:
             print(f"{prog}: {out}: {why}", file=sys.stderr)
-        return 1 if result["failed"] else 0
+        for out, why in result["useless"]:
+            print(f"{prog}: {why}", file=sys.stderr)
+        if result["failed"]:
+            return 1
+        return EXIT_USELESS if result["useless"] else 0
+    except UselessOutputError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return EXIT_USELESS
     except (CliError, BundleError, FitsReadError, OutputExistsError, ValueError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2

@@ -70,8 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--projection-experiment", type=int, default=0, metavar="K",
                    help="Appendix A: also train on 1..K projections, fixed test set (0=off)")
     p.add_argument("--no-figures", action="store_true", help="tables only")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--unit", default=None,
+                   help="unit of the atlas band images' pixel values, replacing their BUNIT (case-sensitive: "
+                        "'MJy/sr' mega, 'mJy/sr' milli); needed when BUNIT is ambiguous like 'MJY/SR'")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output folder (never the atlas or the checkpoint folder: an "
+                        "--out overlapping them is refused)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.epilog = ("exit status: 0 done; 2 bad input/option, output overlapping the atlas or checkpoints, or an "
+                "I/O error; 130 interrupted; 143 terminated (SIGTERM); no output or temporary folder is left "
+                "after 2, 130 or 143")
     return p
 
 
@@ -82,6 +90,30 @@ def _model_params(args) -> dict:
                             ("max_leaf_nodes", args.max_leaf_nodes), ("max_samples", args.max_samples))
           if v is not None}
     return {k: v for k, v in (("dnn", dnn), ("rf", rf)) if v}
+
+
+def _check_options(args) -> None:
+    """ValueError naming the option for values no training can use (before any file is read)."""
+    import math
+
+    def positive(name, value, minimum=1):
+        if value is not None and value < minimum:
+            raise ValueError(f"--{name} must be at least {minimum}, got {value}")
+
+    for name in ("n-estimators", "min-samples-leaf", "max-samples", "max-train-pixels", "max-epochs",
+                 "patience", "lr-patience", "dnn-members", "repeats"):
+        positive(name, getattr(args, name.replace("-", "_")))
+    positive("max-leaf-nodes", args.max_leaf_nodes, 2)
+    if args.cv_folds not in (0,) and args.cv_folds < 2:
+        raise ValueError(f"--cv-folds must be 0 (off) or at least 2, got {args.cv_folds}")
+    if args.projection_experiment < 0:
+        raise ValueError(f"--projection-experiment must be 0 or positive, got {args.projection_experiment}")
+    if not (math.isfinite(args.test_fraction) and 0 < args.test_fraction < 1):
+        raise ValueError(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
+    if not (math.isfinite(args.validation_fraction) and 0 <= args.validation_fraction < 1):
+        raise ValueError(f"--validation-fraction must be in [0, 1), got {args.validation_fraction}")
+    if args.clip_h is not None and not (math.isfinite(args.clip_h) and args.clip_h >= 0):
+        raise ValueError(f"--clip-h must be a finite non-negative surface brightness [MJy/sr], got {args.clip_h}")
 
 
 def _fail(message: str) -> int:
@@ -95,17 +127,30 @@ def main(argv: list[str] | None = None) -> int:
     from ..progress import run_with_progress
     from ..training import TrainingConfig, run_grid, train_models
 
+    from ..io.safe import OutputNotWritableError, OutputOverlapError, check_no_overlap, check_writable
+
     try:
-        out = check_can_write(args.out, args.overwrite)
-    except OutputExistsError as err:
+        _check_options(args)
+    except ValueError as err:
         return _fail(str(err))
     atlas_dir = Path(args.atlas)
     if not atlas_dir.is_dir():
         return _fail(f"{atlas_dir}: atlas folder not found")
     try:
+        check_no_overlap({"--out": args.out}, {"--atlas": atlas_dir, "--checkpoint-dir": args.checkpoint_dir})
+        out = check_can_write(args.out, args.overwrite)
+        check_writable(out, folder=True)
+    except (OutputExistsError, OutputOverlapError, OutputNotWritableError) as err:
+        return _fail(str(err))
+    try:
         from ..io.atlas import open_atlas
 
         atlas = open_atlas(atlas_dir)
+        atlas.band_unit = args.unit
+        for warning in atlas.warnings:
+            print(f"napari-euclidphys-train: warning: {warning}", file=sys.stderr)
+        if args.scheduler:
+            _check_scheduler(args.scheduler)
         projections = None if args.projections.strip().lower() == "all" else tuple(_csv(args.projections))
         config = TrainingConfig(
             models=tuple(_csv(args.models)), feature_set=args.features, targets=tuple(_csv(args.targets)),
@@ -139,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
             root_logger = logging.getLogger("napari_euclidphys")
             root_logger.addHandler(handler)
             root_logger.setLevel(logging.INFO)
+            # checkpoint decisions (resumed / not resumed: other data) also on the terminal
+            console = logging.StreamHandler(sys.stderr)
+            console.setLevel(logging.INFO)
+            console.setFormatter(logging.Formatter("napari-euclidphys-train: %(message)s"))
+            console.addFilter(lambda record: "checkpoint" in record.getMessage()
+                              and record.name.startswith("napari_euclidphys.estimators"))
+            root_logger.addHandler(console)
             try:
                 log.info("napari-euclidphys-train %s", " ".join(sys.argv[1:] if argv is None else argv))
                 log.info("atlas %s: %d galaxies, projections %s", atlas.root, len(atlas.galaxy_ids),
@@ -164,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("finished in %.1f s; report %s", time.perf_counter() - t0, report.relative_to(tmp))
             finally:
                 root_logger.removeHandler(handler)
+                root_logger.removeHandler(console)
                 handler.close()
     except OutputExistsError as err:
         return _fail(str(err))
@@ -171,6 +224,21 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(err))
     print(f"napari-euclidphys-train: wrote {out} (report: {out / 'report' / 'report.md'})")
     return 0
+
+
+#: Seconds to wait for a dask.distributed scheduler given with --scheduler.
+SCHEDULER_TIMEOUT_S = 10.0
+
+
+def _check_scheduler(address: str) -> None:
+    """ValueError naming --scheduler when the scheduler cannot be reached within a short timeout."""
+    try:
+        from distributed import Client
+
+        Client(address, timeout=SCHEDULER_TIMEOUT_S).close()
+    except (OSError, TimeoutError, ValueError, TypeError) as err:
+        raise ValueError(f"--scheduler {address}: cannot reach the dask scheduler within "
+                         f"{SCHEDULER_TIMEOUT_S:g} s ({type(err).__name__}: {err})") from None
 
 
 def _projection_experiment(atlas, config, k, folder, quiet):

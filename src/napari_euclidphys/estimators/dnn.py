@@ -22,7 +22,9 @@ plain Dense stack; checkpoints for resuming are read with ``keras.saving.load_mo
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -34,7 +36,10 @@ from ..estimators._base import Estimator, ModelFileError, check_xy, refuse_pickl
 from ..io.safe import atomic_path
 from ..progress import Progress, ProgressGenerator
 
-__all__ = ["DenseNetworkEstimator", "forward_pass", "dense_layers"]
+__all__ = ["DenseNetworkEstimator", "forward_pass", "dense_layers", "check_weights_hdf5", "check_keras_archive",
+           "training_fingerprint"]
+
+log = logging.getLogger(__name__)
 
 #: Rows per block of the numpy forward pass (64-wide float32 activations: 1 MiB per block, cache-sized).
 FORWARD_BATCH = 4096
@@ -98,6 +103,74 @@ def forward_pass(layers, X, batch: int = FORWARD_BATCH, n_threads: int | None = 
 MAX_WEIGHTS_BYTES = 64 * 2**20
 
 
+#: Largest single HDF5 dataset accepted in a weights file (shape × item size, checked before reading).
+MAX_DATASET_BYTES = 16 * 2**20
+
+
+def check_weights_hdf5(h5, path, max_dataset_bytes: int = MAX_DATASET_BYTES) -> None:
+    """Refuse (ModelFileError naming ``path``) an HDF5 weights file that could read outside itself
+    or exhaust memory: external-file datasets, virtual datasets, external links, and datasets whose
+    shape × item size exceeds ``max_dataset_bytes`` (a compressed dataset may declare gigabytes).
+    Only metadata is inspected; no data is read.
+    """
+    import h5py
+
+    total = 0
+    stack = [("", h5)]
+    while stack:
+        prefix, group = stack.pop()
+        for name in group:
+            full = f"{prefix}/{name}"
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                raise ModelFileError(f"{path}: refusing to load: HDF5 entry {full!r} is an external link to "
+                                     f"{link.filename!r} (weights must live inside the bundle's file)")
+            obj = group.get(name)
+            if isinstance(obj, h5py.Group):
+                stack.append((full, obj))
+            elif isinstance(obj, h5py.Dataset):
+                if obj.external:
+                    files = ", ".join(str(e[0]) for e in obj.external)
+                    raise ModelFileError(f"{path}: refusing to load: HDF5 dataset {full!r} stores its data in "
+                                         f"external file(s) {files} (outside the sha256-pinned bundle)")
+                if obj.is_virtual:
+                    raise ModelFileError(f"{path}: refusing to load: HDF5 dataset {full!r} is a virtual "
+                                         "dataset (its data come from other files)")
+                nbytes = int(np.prod(obj.shape or (), dtype=np.int64)) * int(obj.dtype.itemsize)
+                total += nbytes
+                if nbytes > max_dataset_bytes or total > 4 * max_dataset_bytes:
+                    raise ModelFileError(f"{path}: refusing to load: HDF5 dataset {full!r} declares shape "
+                                         f"{obj.shape} ({nbytes / 2**20:.4g} MiB), more than the "
+                                         f"{max_dataset_bytes / 2**20:.4g} MiB allowed for network weights")
+
+
+def check_keras_archive(path) -> None:
+    """Apply :func:`check_weights_hdf5` to the weights of a ``.keras`` archive (or a bare ``.h5``)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if n.endswith(".h5")]
+                for n in names:
+                    info = zf.getinfo(n)
+                    if info.file_size > MAX_WEIGHTS_BYTES:
+                        raise ModelFileError(f"{path}: weights file of {info.file_size} bytes is implausibly large")
+                    with h5py.File(io.BytesIO(zf.read(info)), "r") as h5:
+                        check_weights_hdf5(h5, path)
+        elif h5py.is_hdf5(path):
+            with h5py.File(path, "r") as h5:
+                check_weights_hdf5(h5, path)
+    except ModelFileError:
+        raise
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile) as err:
+        raise ModelFileError(f"{path}: not a readable network file ({type(err).__name__}: {err})") from None
+
+
 def read_dense_keras(path) -> list[tuple[np.ndarray, np.ndarray, str]]:
     """Dense layers of a ``.keras`` file WITHOUT Keras/TensorFlow: zip → config.json + HDF5 weights.
 
@@ -133,6 +206,7 @@ def read_dense_keras(path) -> list[tuple[np.ndarray, np.ndarray, str]]:
     layers = []
     try:
         with h5py.File(io.BytesIO(weights_bytes), "r") as h5:
+            check_weights_hdf5(h5, path)
             n_in = None
             n_dense = 0
             for entry in config.get("config", {}).get("layers", []):
@@ -169,6 +243,40 @@ def read_dense_keras(path) -> list[tuple[np.ndarray, np.ndarray, str]]:
     return layers
 
 
+def training_fingerprint(X, y, X_val=None, y_val=None, params: dict | None = None) -> str:
+    """sha256 binding a checkpoint to its training data and configuration.
+
+    Covers the shape, dtype and every byte of X, y (and the validation set), and the network
+    parameters other than ``checkpoint_dir``; a checkpoint made with anything else is not resumed.
+    """
+    h = hashlib.sha256()
+    for arr in (X, y, X_val, y_val):
+        if arr is None:
+            h.update(b"none;")
+            continue
+        arr = np.ascontiguousarray(arr)
+        h.update(f"{arr.shape};{arr.dtype.str};".encode())
+        flat = arr.reshape(-1)
+        step = max(1, (1 << 24) // max(arr.itemsize, 1))  # 16 MiB at a time, bounded memory
+        for i in range(0, flat.size, step):
+            h.update(memoryview(np.ascontiguousarray(flat[i:i + step])).cast("B"))
+    config = {k: v for k, v in sorted((params or {}).items()) if k != "checkpoint_dir"}
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _save_keras(model, tmp: Path) -> None:
+    """``model.save`` into the temporary ``tmp`` of :func:`atomic_path` (Keras insists on a ``.keras``
+    suffix); the intermediate file is removed whatever happens (Ctrl-C, SIGTERM)."""
+    target = tmp.with_suffix(".keras")
+    try:
+        model.save(target)
+        target.rename(tmp)
+    finally:
+        if target.exists():
+            target.unlink()
+
+
 def _build_network(n_features: int, params: dict):
     import keras
 
@@ -184,6 +292,7 @@ def _load_keras(path: Path):
     import keras
 
     refuse_pickle_like(path)
+    check_keras_archive(path)
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # noqa: BLE001 - anything keras refuses is a bad model file
@@ -295,6 +404,7 @@ class DenseNetworkEstimator(Estimator):
         max_epochs = int(p["max_epochs"])
         total = n_members * max_epochs
         ckpt_root = Path(p["checkpoint_dir"]) if p["checkpoint_dir"] else None
+        self._fingerprint = training_fingerprint(X, y, X_val, y_val, p) if ckpt_root else None
         self.members_, self.networks_, self.history_, self._keras_bytes = [], [], [], []
         if p["deterministic"]:
             try:
@@ -310,7 +420,9 @@ class DenseNetworkEstimator(Estimator):
             state = _TrainingState(p["learning_rate"], p["lr_factor"], p["lr_patience"], p["patience"], p["min_lr"])
             ckpt = ckpt_root / f"member{member}" if ckpt_root else None
             if ckpt is not None and (ckpt / "state.json").exists():
-                model, state = self._resume(ckpt, X.shape[1], len(y), state)
+                resumed = self._resume(ckpt, X.shape[1], len(y), state)
+                if resumed is not None:
+                    model, state = resumed
             cb = state.callback(model)
             yield Progress(member * max_epochs + state.epoch, total, f"network {member + 1}/{n_members}")
             while not state.stopped and state.epoch < max_epochs:
@@ -339,34 +451,54 @@ class DenseNetworkEstimator(Estimator):
 
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / "last.keras", overwrite=True) as tmp:
-            model.save(tmp.with_suffix(".keras"))
-            tmp.with_suffix(".keras").rename(tmp)
+            _save_keras(model, tmp)
         if state.best_weights is not None:
             best = _build_network(n_features, self.params)
             best.set_weights(state.best_weights)
             with atomic_path(folder / "best.keras", overwrite=True) as tmp:
-                best.save(tmp.with_suffix(".keras"))
-                tmp.with_suffix(".keras").rename(tmp)
+                _save_keras(best, tmp)
         info = {"state": state.to_dict(), "n_features": n_features, "n_samples": n_samples,
                 "params": {k: v for k, v in self.params.items() if k != "checkpoint_dir"},
+                "fingerprint": getattr(self, "_fingerprint", None),
                 "keras": keras.__version__}
         with atomic_path(folder / "state.json", overwrite=True) as tmp:
             tmp.write_text(json.dumps(info, indent=2))
 
     def _resume(self, folder: Path, n_features: int, n_samples: int, state: _TrainingState):
+        """(model, state) from the checkpoint in ``folder``, or None (logged) to start afresh.
+
+        A checkpoint is resumed only when its fingerprint (training data + configuration, see
+        :func:`training_fingerprint`) equals this training's; otherwise it is ignored with a warning
+        and overwritten by the new training's checkpoints.
+        """
         import keras
 
-        info = json.loads((folder / "state.json").read_text())
-        if info.get("n_features") != n_features or info.get("n_samples") != n_samples:
-            raise ValueError(f"{folder}: checkpoint was made for another training set "
-                             f"({info.get('n_samples')} × {info.get('n_features')}); remove it to start afresh")
+        try:
+            info = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+            if not isinstance(info, dict) or not isinstance(info.get("state"), dict):
+                raise ValueError("no training state")
+        except (OSError, ValueError) as err:
+            log.warning("%s: unreadable checkpoint (%s); starting afresh", folder, err)
+            return None
+        mine = getattr(self, "_fingerprint", None)
+        theirs = info.get("fingerprint")
+        if theirs != mine or info.get("n_features") != n_features or info.get("n_samples") != n_samples:
+            why = ("it has no fingerprint (made by an older version)" if theirs is None else
+                   f"it was made for other training data or settings ({info.get('n_samples')} × "
+                   f"{info.get('n_features')}, fingerprint {str(theirs)[:12]}…; this training "
+                   f"{n_samples} × {n_features}, {str(mine)[:12]}…)")
+            log.warning("%s: checkpoint NOT resumed: %s; starting afresh (it will be overwritten)", folder, why)
+            return None
         path = folder / "last.keras"
         refuse_pickle_like(path)
+        check_keras_archive(path)
         model = keras.saving.load_model(path, compile=True, safe_mode=True)
         state.update(info["state"])
         model.optimizer.learning_rate.assign(state.lr)
         if (folder / "best.keras").exists():
             state.best_weights = _load_keras(folder / "best.keras").get_weights()
+        log.info("%s: resuming from the checkpoint at epoch %d (best val loss %.4g at epoch %d; fingerprint %s…)",
+                 folder, state.epoch, state.best, state.best_epoch + 1, str(mine)[:12])
         return model, state
 
     # -- prediction --------------------------------------------------------------------------
@@ -406,9 +538,7 @@ class DenseNetworkEstimator(Estimator):
             return names
         for name, model in zip(names, self.networks_):
             with atomic_path(folder / name, overwrite=overwrite) as tmp:
-                target = tmp.with_suffix(".keras")  # keras insists on the suffix
-                model.save(target)
-                target.rename(tmp)
+                _save_keras(model, tmp)
         return names
 
     def _load_model(self, folder: Path, stem: str, meta: dict) -> None:
@@ -420,6 +550,10 @@ class DenseNetworkEstimator(Estimator):
         self._keras_bytes = []
         names = [f"{stem}.keras"] if n == 1 else [f"{stem}_m{i}.keras" for i in range(n)]
         for name in names:
+            size = (folder / name).stat().st_size
+            if size > 2 * MAX_WEIGHTS_BYTES:
+                raise ModelFileError(f"{folder / name}: network file of {size} bytes is implausibly large "
+                                     f"(more than {2 * MAX_WEIGHTS_BYTES} bytes)")
             self.members_.append(read_dense_keras(folder / name))  # no TensorFlow import
             self._keras_bytes.append((folder / name).read_bytes())
         if any(W.shape[0] != self.n_features_ for W, _, _ in (m[0] for m in self.members_)):

@@ -125,6 +125,10 @@ class Atlas:
     files: dict = field(repr=False)  # (galaxy_id, projection, kind, dust) -> file name
     catalogue: object = None  # astropy Table or None
     manifest: dict | None = None
+    #: What the user must hear about the folder (duplicate galaxy ids …); the CLIs print these.
+    warnings: list = field(default_factory=list)
+    #: Unit of the band images' pixel values replacing their BUNIT (None: each file's BUNIT).
+    band_unit: str | None = None
 
     @property
     def galaxy_ids(self) -> list[int]:
@@ -175,7 +179,7 @@ class Atlas:
         for band in BANDS:
             path = self.path(galaxy_id, projection, band, dust)
             try:
-                images.append(read_band_image(path, band=band).data)
+                images.append(read_band_image(path, band=band, unit=self.band_unit).data)
             except FitsReadError as err:
                 raise AtlasError(str(err)) from err
         return self._stack(images, galaxy_id, projection, BANDS, dust)
@@ -212,12 +216,12 @@ class Atlas:
     def pixel_pc(self) -> float:
         """Pixel side [pc] of the atlas (the manifest's, else the first H image's PIXSIZE, else 100)."""
         if self.manifest and "pixel_pc" in self.manifest:
-            return float(self.manifest["pixel_pc"])
+            return _positive_pixel_pc(self.manifest["pixel_pc"], self.root / MANIFEST_NAME)
         for key, name in self.files.items():
             if key[2] == "H":
                 value = fits.getheader(self.root / name).get("PIXSIZE")
                 if value is not None:
-                    return float(value)
+                    return _positive_pixel_pc(value, f"{self.root / name}: PIXSIZE")
         return 100.0
 
 
@@ -230,16 +234,23 @@ def open_atlas(root: str | os.PathLike) -> Atlas:
     if not root.is_dir():
         raise AtlasError(f"{root}: not a folder")
     files = {}
-    for entry in os.scandir(root):
+    warnings = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
         match = _NAME_RE.match(entry.name)
         if match is None or not entry.is_file():
             continue
         gid, proj = int(match["id"]), match["proj"]
         if match["band"]:
             band = match["band"].split("_", 1)[1]
-            files[(gid, proj, band, match["nodust"] is None)] = entry.name
+            key = (gid, proj, band, match["nodust"] is None)
         else:
-            files[(gid, proj, MAP_FILE_KEYS[match["map"]], True)] = entry.name
+            key = (gid, proj, MAP_FILE_KEYS[match["map"]], True)
+        if key in files:
+            # TNG0101 and TNG101 are one galaxy id: keep the first name (sorted), say so
+            warnings.append(f"{root / entry.name}: same galaxy id {gid} as {files[key]} (ids differing only by "
+                            f"leading zeros are one galaxy); ignored, {files[key]} is used")
+            continue
+        files[key] = entry.name
     if not files:
         raise AtlasError(
             f"{root}: no atlas images found (expected files like TNG123_O5_Euclid_H.fits)"
@@ -257,7 +268,26 @@ def open_atlas(root: str | os.PathLike) -> Atlas:
     man_path = root / MANIFEST_NAME
     if man_path.is_file():
         try:
-            manifest = json.loads(man_path.read_text())
-        except (OSError, ValueError) as err:
+            manifest = json.loads(man_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as err:
             raise AtlasError(f"{man_path}: unreadable manifest ({err})") from err
-    return Atlas(root=root, files=files, catalogue=catalogue, manifest=manifest)
+        if not isinstance(manifest, dict):
+            raise AtlasError(f"{man_path}: the manifest is not a JSON object")
+        if "pixel_pc" in manifest:
+            _positive_pixel_pc(manifest["pixel_pc"], man_path)
+    for warning in warnings:
+        import logging
+
+        logging.getLogger("napari_euclidphys.atlas").warning(warning)
+    return Atlas(root=root, files=files, catalogue=catalogue, manifest=manifest, warnings=warnings)
+
+
+def _positive_pixel_pc(value, where) -> float:
+    """A pixel size [pc] that is a finite positive number, else AtlasError naming ``where``."""
+    try:
+        pc = float(value)
+    except (TypeError, ValueError):
+        pc = float("nan")
+    if not (np.isfinite(pc) and pc > 0) or isinstance(value, bool):
+        raise AtlasError(f"{where}: pixel_pc = {value!r} is not a finite positive pixel size [pc]")
+    return pc

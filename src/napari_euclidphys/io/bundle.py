@@ -24,6 +24,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Mapping
 
@@ -50,6 +51,180 @@ _PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill", ".npy", ".npz
 
 class BundleError(ValueError):
     """A model bundle cannot be used; the message names the file and the reason."""
+
+
+# -- bundle.json: safe reading and schema validation (issue 10) -------------------------------------
+#: Largest ``bundle.json`` / ``model_<target>.json`` read (bytes); real ones are a few kB.
+MAX_JSON_BYTES = 1_000_000
+#: Deepest nesting of JSON arrays/objects accepted (real bundles: 4).
+MAX_JSON_DEPTH = 32
+
+
+def read_json_file(path: str | os.PathLike, what: str = "JSON file", max_bytes: int = MAX_JSON_BYTES):
+    """Parse a small JSON file safely: a regular file (symlinks resolved, then checked; FIFOs and
+    devices refused without opening them), at most ``max_bytes``, UTF-8, nested at most
+    :data:`MAX_JSON_DEPTH` deep.  Raises :class:`BundleError` naming the file.
+    """
+    path = Path(path)
+    try:
+        st = os.stat(path)  # follows symlinks: the target is what is checked
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing") from None
+    except OSError as err:
+        raise BundleError(f"{path}: cannot be read ({err.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, device or socket)"
+        raise BundleError(f"{path}: the {what} is {kind}; refusing to read it")
+    if st.st_size > max_bytes:
+        raise BundleError(f"{path}: the {what} is {st.st_size} bytes, more than the {max_bytes} allowed")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            raw = fh.read(max_bytes + 1)
+    except OSError as err:
+        raise BundleError(f"{path}: cannot be read ({err.strerror})") from None
+    if len(raw) > max_bytes:
+        raise BundleError(f"{path}: the {what} is larger than the {max_bytes} bytes allowed")
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise BundleError(f"{path}: the {what} is nested too deeply (limit {MAX_JSON_DEPTH})") from None
+    except (UnicodeDecodeError, ValueError) as err:
+        raise BundleError(f"{path}: not valid JSON ({err})") from None
+    stack = [(meta, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise BundleError(f"{path}: the {what} is nested more than {MAX_JSON_DEPTH} deep")
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return raw, meta
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
+def validate_bundle_meta(meta, meta_path) -> list[str]:
+    """Every problem of a parsed ``bundle.json`` (empty list: valid), one clear message each.
+
+    Checked: schema version, name, targets (a non-empty object of known targets, each with a known
+    model kind and a list of model file names), bands and band unit, feature set and names, clip_h
+    (finite, positive), the feature scaling (numbers, finite, one pair per feature of the feature
+    set, hi ≥ lo) and the ``files`` table (relative names → sha256 hex digests).
+    """
+    from ..estimators import ESTIMATOR_KINDS
+
+    if not isinstance(meta, dict):
+        return [f"{meta_path}: not a JSON object"]
+    problems = []
+
+    def bad(msg):
+        problems.append(f"{meta_path}: {msg}")
+
+    version = meta.get("schema_version")
+    if version != SCHEMA_VERSION:
+        bad(f"unknown schema_version {version!r} (this napari-euclidphys {__version__} reads version "
+            f"{SCHEMA_VERSION})")
+        return problems
+    if "name" in meta and not isinstance(meta["name"], str):
+        bad(f"'name' must be a string, got {type(meta['name']).__name__}")
+    targets = meta.get("targets")
+    if not isinstance(targets, dict) or not targets:
+        bad(f"'targets' must be a non-empty object mapping each target ({', '.join(TARGETS)}) to its model "
+            f"description, got {json.dumps(targets)[:80] if targets is not None else 'nothing'}")
+    else:
+        for t, desc in targets.items():
+            if t not in TARGETS:
+                bad(f"unknown target {t!r} in 'targets'; targets are {', '.join(TARGETS)}")
+                continue
+            if not isinstance(desc, dict):
+                bad(f"targets.{t} must be an object, got {type(desc).__name__}")
+                continue
+            if "kind" in desc and desc["kind"] not in ESTIMATOR_KINDS:
+                bad(f"targets.{t}.kind {desc['kind']!r} is not a known model kind ({', '.join(ESTIMATOR_KINDS)})")
+            mf = desc.get("model_files", [])
+            if not isinstance(mf, list) or not all(isinstance(n, str) for n in mf):
+                bad(f"targets.{t}.model_files must be a list of file names")
+    bands = meta.get("bands", list(BANDS))
+    if not isinstance(bands, list) or tuple(bands) != BANDS:
+        bad(f"band order {bands!r} differs from this package's {list(BANDS)}")
+    if meta.get("band_unit", "MJy/sr") != "MJy/sr":
+        bad(f"band_unit {meta.get('band_unit')!r} is not 'MJy/sr'")
+    feature_set = meta.get("feature_set")
+    n_feat = None
+    if feature_set not in FEATURE_SETS:
+        bad(f"unknown feature_set {feature_set!r}; choose one of {', '.join(FEATURE_SETS)}")
+    else:
+        names = feature_names(feature_set)
+        n_feat = len(names)
+        if "feature_names" in meta and meta["feature_names"] != names:
+            bad(f"feature_names {meta['feature_names']!r} do not match feature_set {feature_set!r} ({names})")
+        if "n_features" in meta and meta["n_features"] != n_feat:
+            bad(f"n_features {meta['n_features']!r} does not match feature_set {feature_set!r} ({n_feat})")
+    clip = meta.get("clip_h")
+    if not (_finite_number(clip) and clip > 0):
+        bad(f"clip_h must be a finite positive number [MJy/sr], got {clip!r}")
+    scaling = meta.get("scaling")
+    feat = scaling.get("features") if isinstance(scaling, dict) else None
+    if not isinstance(feat, dict) or not isinstance(feat.get("lo"), list) or not isinstance(feat.get("hi"), list):
+        bad("scaling.features must be an object with lists 'lo' and 'hi'")
+    else:
+        lo, hi = feat["lo"], feat["hi"]
+        if not all(_finite_number(v) for v in lo + hi):
+            bad("scaling.features lo/hi must be finite numbers")
+        elif len(lo) != len(hi) or (n_feat is not None and len(lo) != n_feat):
+            bad(f"scaling.features has {len(lo)} lo and {len(hi)} hi values; feature_set {feature_set!r} "
+                f"has {n_feat} features")
+        elif any(h < l for l, h in zip(lo, hi)):
+            bad("scaling.features has hi < lo")
+    files = meta.get("files")
+    if not isinstance(files, dict):
+        bad("no 'files' table of sha256 hashes")
+    else:
+        for rel, digest in files.items():
+            if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                bad(f"files[{rel!r}] is not a sha256 hex digest")
+            if Path(rel).is_absolute() or ".." in Path(rel).parts or not rel:
+                bad(f"file entry {rel!r} points outside the bundle")
+    for key in ("provenance", "metrics"):
+        if key in meta and not isinstance(meta[key], dict):
+            bad(f"'{key}' must be an object")
+    return problems
+
+
+def validate_model_meta(meta, path, kind_in_bundle, n_features) -> list[str]:
+    """Problems of a ``model_<target>.json``: known kind (as bundle.json says), known parameters,
+    feature count matching the bundle's feature set."""
+    from ..estimators import ESTIMATOR_KINDS, estimator_class
+
+    if not isinstance(meta, dict):
+        return [f"{path}: not a JSON object"]
+    problems = []
+    kind = meta.get("kind")
+    if kind not in ESTIMATOR_KINDS:
+        return [f"{path}: unknown model kind {kind!r}; choose one of {', '.join(ESTIMATOR_KINDS)}"]
+    if kind_in_bundle is not None and kind != kind_in_bundle:
+        problems.append(f"{path}: holds a {kind!r} model but bundle.json says {kind_in_bundle!r}")
+    params = meta.get("params", {})
+    if not isinstance(params, dict):
+        problems.append(f"{path}: 'params' must be an object")
+    else:
+        known = estimator_class(kind).default_params
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            problems.append(f"{path}: unknown {kind} parameter(s) {unknown}; known: {sorted(known)}")
+    nf = meta.get("n_features")
+    if n_features is not None and nf is not None and nf != n_features:
+        problems.append(f"{path}: n_features {nf!r} differs from the bundle's feature set ({n_features})")
+    return problems
+
+
+def _refuse(problems: list[str]) -> None:
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s):\n  " + "\n  ".join(problems[1:]) + ")" \
+            if len(problems) > 1 else ""
+        raise BundleError(problems[0] + more)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -215,20 +390,10 @@ class ModelBundle:
         if not path.is_dir():
             raise BundleError(f"{path}: not a model bundle folder (bundles are folders holding bundle.json)")
         meta_path = path / "bundle.json"
-        try:
-            raw = meta_path.read_bytes()
-        except FileNotFoundError:
-            raise BundleError(f"{meta_path}: missing; {path} is not a model bundle") from None
-        try:
-            meta = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as err:
-            raise BundleError(f"{meta_path}: not valid JSON ({err})") from None
-        if not isinstance(meta, dict):
-            raise BundleError(f"{meta_path}: not a JSON object")
-        version = meta.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise BundleError(f"{meta_path}: unknown schema_version {version!r} "
-                              f"(this napari-euclidphys {__version__} reads version {SCHEMA_VERSION})")
+        if not os.path.lexists(meta_path):
+            raise BundleError(f"{meta_path}: missing; {path} is not a model bundle")
+        raw, meta = read_json_file(meta_path, "bundle.json")
+        _refuse(validate_bundle_meta(meta, meta_path))  # the whole schema, before any file is read
         # every file: pickles are never accepted; model-like files must be listed and hashed
         files = meta.get("files")
         if not isinstance(files, dict):
@@ -248,6 +413,8 @@ class ModelBundle:
                 raise BundleError(f"{meta_path}: file entry {rel!r} points outside the bundle")
             if not fp.is_file():
                 raise BundleError(f"{fp}: listed in bundle.json but missing")
+            if not fp.is_file() or not stat.S_ISREG(fp.stat().st_mode):
+                raise BundleError(f"{fp}: listed in bundle.json but not a regular file")
             actual = file_sha256(fp)
             if actual != digest:
                 raise BundleError(f"{fp}: sha256 mismatch (bundle.json says {str(digest)[:12]}…, file is "
@@ -266,15 +433,20 @@ class ModelBundle:
         if unknown or not targets:
             raise BundleError(f"{meta_path}: unknown or no targets {unknown}; targets are {TARGETS}")
         estimators = {}
+        n_feat = len(feature_names(feature_set))
         for t in targets:
             stem = f"model_{t}"
             for name in [f"{stem}.json", *meta["targets"][t].get("model_files", [])]:
                 if name not in files:
                     raise BundleError(f"{path / name}: not listed (with its sha256) in bundle.json")
+            _, model_meta = read_json_file(path / f"{stem}.json", f"{stem}.json")
+            _refuse(validate_model_meta(model_meta, path / f"{stem}.json", meta["targets"][t].get("kind"), n_feat))
             try:
                 estimators[t] = load_estimator(path, stem=stem)
             except ModelFileError as err:
                 raise BundleError(f"{path.name}: {err}") from None
+            except (TypeError, ValueError, KeyError) as err:
+                raise BundleError(f"{path / (stem + '.json')}: unusable model ({type(err).__name__}: {err})") from None
         try:
             bundle = cls(estimators, feature_set, scaling, clip_h, name=meta.get("name", path.name),
                          provenance=meta.get("provenance"), metrics=meta.get("metrics"))

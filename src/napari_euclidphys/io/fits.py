@@ -27,6 +27,7 @@ from .. import BANDS
 
 __all__ = [
     "FitsReadError",
+    "AmbiguousUnitError",
     "FitsImage",
     "BandImage",
     "MapImage",
@@ -90,6 +91,8 @@ class FitsImage:
     wcs: WCS | None = None
     unit: u.UnitBase | None = None
     bunit: str | None = None
+    #: Why BUNIT could not be taken as written (an ambiguous all-capitals unit), else None.
+    unit_error: str | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -110,9 +113,10 @@ class FitsImage:
         """Pixel side [pc] from the PIXSIZE keyword or a linear WCS in length units, else None."""
         if "PIXSIZE" in self.header:
             try:
-                return float(self.header["PIXSIZE"])
+                value = float(self.header["PIXSIZE"])
             except (TypeError, ValueError):
                 return None
+            return value if np.isfinite(value) and value > 0 else None
         if self.wcs is not None and not self.wcs.has_celestial and self.wcs.naxis == 2:
             try:
                 scales = self.wcs.proj_plane_pixel_scales()  # Quantities in the axes' CUNIT
@@ -182,6 +186,69 @@ def default_max_bytes() -> int:
         return 8 * 1024**3
 
 
+def _check_regular_file(path: Path) -> None:
+    """FitsReadError naming the file when it is missing, a folder, or not a regular file (FIFO …)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FitsReadError(f"{path}: no such file") from None
+    except OSError as err:
+        raise FitsReadError(f"{path}: cannot be read ({err.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise FitsReadError(f"{path}: is a folder, not a FITS file")
+    if not stat.S_ISREG(st.st_mode):
+        raise FitsReadError(f"{path}: not a regular file (a FIFO, socket or device); give a FITS file")
+
+
+#: Primary-header keywords an image extension inherits (see :func:`_inherit_primary`).
+INHERITED_KEYS = ("BUNIT", "MAGZERO", "PIXSIZE", *_HEADER_BAND_KEYS)
+
+
+def _inherit_primary(hdul, chosen, header: fits.Header) -> list[str]:
+    """Copy photometric keywords of the primary header into an extension's ``header`` (in place).
+
+    Following the FITS INHERIT convention: when the extension says ``INHERIT = T``, every keyword of
+    :data:`INHERITED_KEYS` it lacks is taken from the primary header; when it says ``INHERIT = F``,
+    none is; when it says nothing, they are taken only if the primary HDU holds no data (the usual
+    MEF layout: an empty primary carrying the common keywords).  Returns the keys inherited.
+    """
+    primary = hdul[0]
+    if chosen is primary:
+        return []
+    flag = header.get("INHERIT")
+    if flag is False:
+        return []
+    if flag is not True and primary.header.get("NAXIS", 0) not in (0, None):
+        return []
+    taken = []
+    for key in INHERITED_KEYS:
+        if key not in header and key in primary.header:
+            header[key] = (primary.header[key], primary.header.comments[key])
+            taken.append(key)
+    return taken
+
+
+#: Bytes per pixel of a FITS BITPIX once read, and of its BSCALE/BZERO-scaled form (astropy's choice).
+_RAW_ITEMSIZE = {8: 1, 16: 2, 32: 4, 64: 8, -32: 4, -64: 8}
+_SCALED_ITEMSIZE = {8: 4, 16: 4, 32: 8, 64: 8, -32: 4, -64: 8}
+
+
+def peak_read_bytes(header, n_pixels: int) -> int:
+    """Estimated peak memory [bytes] of reading an image with :func:`read_band_image`.
+
+    The raw data as stored (BITPIX), astropy's BSCALE/BZERO-scaled copy (float32 for 8/16-bit,
+    float64 for 32/64-bit integers), the native float32 copy, and one float32 array more for a unit
+    or MAGZERO conversion.  (int16 + BSCALE + MAGZERO peaks at 3.2× the float32 image, not 1×.)
+    """
+    bitpix = int(header.get("ZBITPIX", header.get("BITPIX", -32)))
+    raw = _RAW_ITEMSIZE.get(bitpix, 8)
+    scaled = header.get("BSCALE", 1) not in (1, 1.0) or header.get("BZERO", 0) not in (0, 0.0)
+    per_pixel = raw + (_SCALED_ITEMSIZE.get(bitpix, 8) if scaled else 0) + 4 + 4
+    return int(n_pixels) * per_pixel
+
+
 def _choose_hdu(hdul, hdu, path):
     if hdu is None:
         chosen = next((h for h in hdul if _is_image_hdu(h)), None)
@@ -229,8 +296,7 @@ def read_fits_image(
         2-D, or an image too large to load; the message names the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FitsReadError(f"{path}: no such file")
+    _check_regular_file(path)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("ignore", category=fits.verify.VerifyWarning)
@@ -238,18 +304,20 @@ def read_fits_image(
                 chosen = _choose_hdu(hdul, hdu, path)
                 hdu_name = chosen.name or "PRIMARY"
                 shape = tuple(chosen.shape)
-                need = 4 * int(np.prod(shape, dtype=np.int64))
+                need = peak_read_bytes(chosen.header, int(np.prod(shape, dtype=np.int64)))
                 limit = default_max_bytes() if max_bytes is None else max_bytes
                 if need > limit:
                     raise FitsReadError(
-                        f"{path}: image of shape {shape} needs {need / 1e6:.3g} MB as float32, more "
-                        f"than the {limit / 1e6:.3g} MB limit for loading at once; open it lazily "
-                        "with napari_euclidphys.io.fits.open_band_dask"
+                        f"{path}: image of shape {shape} needs about {need / 1e6:.3g} MB at its peak while "
+                        f"being read (BITPIX {chosen.header.get('BITPIX')} data, scaling, float32 copy, unit "
+                        f"conversion), more than the {limit / 1e6:.3g} MB limit for loading at once; open it "
+                        "lazily with napari_euclidphys.io.fits.open_band_dask"
                     )
                 raw = chosen.data
                 if raw is None:
                     raise FitsReadError(f"{path}: HDU {hdu_name!r} holds no data")
                 header = chosen.header.copy()
+                _inherit_primary(hdul, chosen, header)
                 data = _squeeze_2d(np.asarray(raw), path, hdu_name)
                 if data.size == 0:
                     raise FitsReadError(f"{path}: HDU {hdu_name!r} holds an empty image of shape {data.shape}")
@@ -265,8 +333,16 @@ def read_fits_image(
     wcs = _read_wcs(header)
     bunit = header.get("BUNIT")
     bunit = str(bunit).strip() if bunit is not None else None
+    unit, unit_error = _unit_or_error(bunit)
     return FitsImage(data=data, header=header, path=path, hdu_name=hdu_name, wcs=wcs,
-                     unit=_parse_unit(bunit), bunit=bunit)
+                     unit=unit, bunit=bunit, unit_error=unit_error)
+
+
+def _unit_or_error(bunit: str | None) -> tuple[u.UnitBase | None, str | None]:
+    try:
+        return _parse_unit(bunit), None
+    except AmbiguousUnitError as err:
+        return None, str(err)
 
 
 def _read_wcs(header: fits.Header) -> WCS | None:
@@ -281,26 +357,83 @@ def _read_wcs(header: fits.Header) -> WCS | None:
     return wcs
 
 
-_UNIT_ALIASES = {
-    "MJY/SR": MJY_SR, "MJY SR-1": MJY_SR, "MJY.SR-1": MJY_SR, "MJY/STERADIAN": MJY_SR,
-    "MSUN/PC2": u.Msun / u.pc**2, "MSUN/PC^2": u.Msun / u.pc**2, "MSUN PC-2": u.Msun / u.pc**2,
-    "SOLMASS/PC2": u.Msun / u.pc**2, "GYR": u.Gyr, "YR": u.yr,
-}
+#: SI prefixes tried when an all-capitals BUNIT does not parse as written (case decides the scale).
+_PREFIXES = ("", "Y", "Z", "E", "P", "T", "G", "M", "k", "h", "da", "d", "c", "m", "u", "n", "p", "f", "a")
+#: Base units an all-capitals BUNIT is matched against (case-insensitively, with every SI prefix).
+_CAPS_BASES = ("Jy/sr", "Jy/arcsec2", "W/(m2 Hz sr)", "erg/(s cm2 Hz sr)", "solMass/pc2", "Msun/pc2",
+               "yr", "Jy", "sr")
+
+
+class AmbiguousUnitError(ValueError):
+    """A BUNIT whose case was lost, so that its scale is ambiguous (``'MJY/SR'``: MJy/sr or mJy/sr?)."""
+
+
+def _astropy_unit(text: str) -> u.UnitBase | None:
+    """``text`` parsed case-sensitively as FITS, then generic, then CDS unit string; None if none parses."""
+    for fmt in ("fits", "generic", "cds"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                unit = u.Unit(text, format=fmt)
+        except (ValueError, TypeError):
+            continue
+        if isinstance(unit, (u.UnrecognizedUnit, u.StructuredUnit)):
+            continue
+        return unit
+    return None
+
+
+def _caps_key(text: str) -> str:
+    """Upper-cased unit string with the usual spellings of 'per steradian' etc. made alike."""
+    key = re.sub(r"\s+", " ", text.strip().upper())
+    key = key.replace("STERADIAN", "SR").replace("^", "").replace("**", "")
+    key = re.sub(r"[ .](SR|PC2|ARCSEC2)-1", r"/\1", key)
+    key = re.sub(r"[ .](SR|PC|ARCSEC)-2", r"/\g<1>2", key)
+    return key.replace(" ", "")
+
+
+def _caps_readings(text: str) -> dict[str, u.UnitBase]:
+    """Readings of an all-capitals unit string: {'MJy/sr': unit, 'mJy/sr': unit} for 'MJY/SR'."""
+    key = _caps_key(text)
+    found: dict[str, u.UnitBase] = {}
+    for base in _CAPS_BASES:
+        for prefix in _PREFIXES:
+            cand = f"{prefix}{base}"
+            if _caps_key(cand) != key and _caps_key(cand.replace("solMass", "Msun")) != key:
+                continue
+            unit = _astropy_unit(cand)
+            if unit is not None and not any(unit == other for other in found.values()):
+                found[cand] = unit
+    return found
 
 
 def _parse_unit(bunit: str | None) -> u.UnitBase | None:
-    if bunit is None:
+    """BUNIT as an astropy unit, parsed case-sensitively (``mJy/sr`` is milli, ``MJy/sr`` mega).
+
+    Returns None for a missing, empty or unknown unit.  A string that does not parse as written
+    (its case was lost or mangled: ``'MJY/SR'``, ``'mjy/sr'``, ``'MJy/Sr'``) is matched
+    case-insensitively against the known units with every SI prefix: a single reading is taken
+    ('JY/SR' is Jy/sr); several (``'MJY/SR'``: MJy/sr or mJy/sr) raise :class:`AmbiguousUnitError`
+    naming them, because an SI prefix is never guessed from case.
+    """
+    if bunit is None or not bunit.strip():
         return None
-    key = bunit.strip().upper()
-    if key in _UNIT_ALIASES:
-        return _UNIT_ALIASES[key]
-    if key == "":
-        return None
-    for fmt in ("fits", "generic"):
-        try:
-            return u.Unit(bunit, format=fmt)
-        except (ValueError, TypeError):
-            continue
+    unit = _astropy_unit(bunit.strip())
+    if unit is not None:
+        return unit
+    if any(c.isalpha() for c in bunit):
+        readings = _caps_readings(bunit)
+        if len(readings) == 1:
+            return next(iter(readings.values()))
+        if len(readings) > 1:
+            ref = next(iter(readings.values()))
+            detail = " or ".join(
+                f"{name} (x{float(unit.to(ref)) if unit.is_equivalent(ref) else float('nan'):.3g})"
+                for name, unit in readings.items())
+            raise AmbiguousUnitError(
+                f"BUNIT {bunit!r} is ambiguous: its case does not parse as written, and it reads as {detail}; the case of "
+                "an SI prefix decides the scale and is never guessed; state the unit explicitly "
+                "(--unit on the command line, unit= in read_band_image) or correct BUNIT")
     return None
 
 
@@ -415,6 +548,7 @@ def read_band_image(
     band: str | None = None,
     hdu: int | str | None = None,
     pixel_scale_arcsec: float | None = None,
+    unit: str | u.UnitBase | None = None,
 ) -> BandImage:
     """Read a Euclid band image and return it in MJy/sr (float32, FITS pixel order).
 
@@ -429,6 +563,10 @@ def read_band_image(
         HDU index or EXTNAME to read.
     pixel_scale_arcsec
         Pixel side [arcsec] to use for a MAGZERO conversion when the file has no celestial WCS.
+    unit
+        The unit of the pixel values, replacing the file's BUNIT (e.g. ``"mJy/sr"``, or ``"adu"``
+        to use MAGZERO); parsed case-sensitively.  Use it when BUNIT is missing, wrong or
+        ambiguous (``'MJY/SR'`` is refused: MJy/sr or mJy/sr?).
 
     Raises
     ------
@@ -438,6 +576,8 @@ def read_band_image(
     """
     image = read_fits_image(path, hdu=hdu)
     refuse_non_band_product(image)
+    if unit is not None:
+        _override_unit(image, unit)
     if band is not None:
         band = band.upper()
         if band not in BANDS:
@@ -451,17 +591,47 @@ def read_band_image(
     )
 
 
+def _override_unit(image: FitsImage, unit) -> None:
+    """Replace the BUNIT of ``image`` by the unit the caller states (FitsReadError if not a unit)."""
+    text = unit.to_string() if isinstance(unit, u.UnitBase) else str(unit).strip()
+    if text.upper() in _COUNT_UNITS:
+        image.unit, image.bunit, image.unit_error = None, text, None
+        return
+    try:
+        parsed = unit if isinstance(unit, u.UnitBase) else _parse_unit(text)
+    except AmbiguousUnitError as err:
+        raise FitsReadError(f"{image.path}: the unit given ({err})") from None
+    if parsed is None:
+        raise FitsReadError(f"{image.path}: the unit given, {text!r}, is not a unit astropy knows "
+                            "(written case-sensitively, e.g. 'MJy/sr', 'mJy/sr', 'Jy/sr', 'adu')")
+    image.unit, image.bunit, image.unit_error = parsed, text, None
+
+
 def _scaled(image: FitsImage, factor: float, what: str) -> np.ndarray:
     """``image.data * factor`` as float32; FitsReadError when finite values overflow float32."""
     with np.errstate(over="ignore"):
-        out = (image.data * np.float32(factor)).astype(np.float32)
-    if not np.isfinite(np.float32(factor)) or np.any(np.isinf(out) & np.isfinite(image.data)):
+        f32 = np.float32(factor)
+    if not np.isfinite(f32):
         raise FitsReadError(f"{image.path}: converting {what} to MJy/sr (x{factor:.6g}) overflows float32; "
                             "the unit or zero point is wrong")
-    return out
+    data = np.ascontiguousarray(image.data, dtype=np.float32)
+    flat = data.reshape(-1)
+    step = 1 << 20
+    limit = float(np.finfo(np.float32).max)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(0, flat.size, step):  # bounded temporaries: no full-size copy besides the result
+            block = np.abs(flat[i:i + step])
+            block = block[np.isfinite(block)]
+            if block.size and float(block.max()) * abs(float(factor)) > limit:
+                raise FitsReadError(f"{image.path}: converting {what} to MJy/sr (x{factor:.6g}) overflows "
+                                    "float32; the unit or zero point is wrong")
+        np.multiply(data, f32, out=data)  # in place: the file's float32 copy becomes the result
+    return data
 
 
 def _to_mjy_sr(image: FitsImage, pixel_scale_arcsec: float | None) -> tuple[np.ndarray, str | None]:
+    if image.unit_error:
+        raise FitsReadError(f"{image.path}: {image.unit_error}")
     unit, bunit = image.unit, image.bunit
     if unit is not None and unit != u.dimensionless_unscaled:
         try:
@@ -487,7 +657,10 @@ def _to_mjy_sr(image: FitsImage, pixel_scale_arcsec: float | None) -> tuple[np.n
                 "(no celestial WCS); pass pixel_scale_arcsec"
             )
         area_sr = float(((scale * u.arcsec) ** 2).to_value(u.sr))
-        factor = magzero_to_mjy_sr(magzero, area_sr)
+        try:
+            factor = magzero_to_mjy_sr(magzero, area_sr)
+        except ValueError as err:
+            raise FitsReadError(f"{image.path}: {err} (header keyword MAGZERO / pixel scale)") from None
         return _scaled(image, factor, f"MAGZERO={magzero}"), (
             f"{bunit or 'counts'} with MAGZERO={magzero} on {scale:.4g}\" pixels (x{factor:.6g})"
         )
@@ -517,6 +690,7 @@ def open_band_dask(
     hdu: int | str | None = None,
     chunks: int | tuple = 2048,
     pixel_scale_arcsec: float | None = None,
+    unit: str | u.UnitBase | None = None,
 ):
     """Open a (possibly larger-than-memory) band image lazily as a float32 dask array in MJy/sr.
 
@@ -527,24 +701,41 @@ def open_band_dask(
     import dask.array as da
 
     path = Path(path)
-    if not path.is_file():
-        raise FitsReadError(f"{path}: no such file")
+    _check_regular_file(path)
     try:
-        hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=fits.verify.VerifyWarning)
+            hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
     except (OSError, ValueError, TypeError, EOFError) as err:
         raise FitsReadError(f"{path}: not a readable FITS file ({err})") from err
     chosen = _choose_hdu(hdul, hdu, path)
     if isinstance(chosen, fits.CompImageHDU):
         raise FitsReadError(f"{path}: tile-compressed images cannot be memory-mapped; decompress it first")
-    raw = chosen.data  # a memory map: nothing is read yet
+    try:
+        end = chosen._data_offset + chosen._data_size  # where the data area ends (from the header)
+    except (AttributeError, TypeError):
+        end = None
+    size = path.stat().st_size
+    if end is not None and end > size:
+        hdul.close()
+        raise FitsReadError(f"{path}: truncated FITS file (the header announces {end} bytes of data, the file "
+                            f"has {size})")
+    try:
+        raw = chosen.data  # a memory map: nothing is read yet
+    except (TypeError, ValueError, OSError) as err:
+        hdul.close()
+        raise FitsReadError(f"{path}: truncated or unreadable FITS data ({err})") from None
     if raw is None or raw.ndim != 2:
         shape = None if raw is None else raw.shape
         raise FitsReadError(f"{path}: HDU {chosen.name!r} holds {shape}; expected a 2-D image")
     header = chosen.header.copy()
+    _inherit_primary(hdul, chosen, header)
     probe = FitsImage(data=np.ones((1, 1), np.float32), header=header, path=path,
                       hdu_name=chosen.name or "PRIMARY", wcs=_read_wcs(header),
                       bunit=(str(header["BUNIT"]).strip() if "BUNIT" in header else None))
-    probe.unit = _parse_unit(probe.bunit)
+    probe.unit, probe.unit_error = _unit_or_error(probe.bunit)
+    if unit is not None:
+        _override_unit(probe, unit)
     unit_image, converted = _to_mjy_sr(probe, pixel_scale_arcsec)  # conversion of a pixel worth 1
     factor = np.float32(unit_image[0, 0])
     from dask.base import tokenize
@@ -570,6 +761,8 @@ def read_map_image(path: str | os.PathLike, kind: str | None = None, hdu: int | 
     otherwise a :class:`FitsReadError` names the file and the unit found.
     """
     image = read_fits_image(path, hdu=hdu)
+    if image.unit_error:
+        raise FitsReadError(f"{image.path}: {image.unit_error}")
     kind = kind or recognise_map_kind(image.path, image.header)
     data = image.data
     unit = image.unit

@@ -39,8 +39,12 @@ def validate_build_args(n_galaxies, npix, projections, pixel_pc=100.0) -> tuple[
         raise ValueError(f"n_galaxies must be a positive integer, got {n_galaxies!r}")
     if not isinstance(npix, (int, np.integer)) or not 8 <= npix <= 4096:
         raise ValueError(f"npix must be an integer in [8, 4096], got {npix!r}")
-    if not pixel_pc > 0:
-        raise ValueError(f"pixel_pc must be > 0, got {pixel_pc!r}")
+    try:
+        finite = bool(np.isfinite(pixel_pc)) and pixel_pc > 0
+    except TypeError:
+        finite = False
+    if not finite:
+        raise ValueError(f"pixel_pc (--pixel-pc) must be a finite positive pixel size [pc], got {pixel_pc!r}")
     projections = tuple(projections)
     if not projections:
         raise ValueError("at least one projection is needed")

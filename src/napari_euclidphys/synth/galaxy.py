@@ -90,6 +90,18 @@ class SynthParams:
 
     def validate(self) -> "SynthParams":
         """Raise ValueError naming the first impossible parameter; return self."""
+        import math
+
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value):
+                raise ValueError(f"invalid synthetic-atlas parameter: {f.name} (--{f.name.replace('_', '-')}) "
+                                 f"must be finite, got {value}")
+        if self.n_particles > MAX_N_PARTICLES:
+            raise ValueError(
+                f"invalid synthetic-atlas parameter: n_particles (--n-particles) = {self.n_particles} would need "
+                f"about {self.n_particles * BYTES_PER_PARTICLE / 2**30:.3g} GiB of memory per galaxy; at most "
+                f"{MAX_N_PARTICLES} are allowed")
         checks = [
             (self.n_particles >= 100, "n_particles must be at least 100"),
             (8.0 <= self.log_mstar_min < self.log_mstar_max <= 12.5,
@@ -256,6 +268,11 @@ def sample_population(n_galaxies: int, seed: int = 0, params: SynthParams | None
 
 
 # --- sampling helpers -------------------------------------------------------------------------
+
+#: Most star particles per galaxy (--n-particles): memory grows by about BYTES_PER_PARTICLE each.
+MAX_N_PARTICLES = 20_000_000
+BYTES_PER_PARTICLE = 24
+
 
 def _delayed_tau_ages(rng, tau_gyr, n=None, t_end_gyr=UNIVERSE_AGE_GYR):
     """Ages [Gyr] of stars formed with ψ(t) ∝ t e^(−t/τ) for cosmic time t ≤ t_end (≤ t₀)."""

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Sequence
 
 import contextlib
+import logging
+import warnings
 
 import numpy as np
 
@@ -106,6 +108,32 @@ def as_atlas(atlas):
     return atlas
 
 
+log = logging.getLogger(__name__)
+
+
+def _say_no_pixels(atlas, gid, proj, targets, clip_h, dust) -> None:
+    """Warn (log + UserWarning, naming the files) that an image gives no training pixel, and why."""
+    from ..features import pixel_mask
+
+    try:
+        bands = atlas.load_bands(gid, proj, dust=dust)
+        maps = atlas.load_maps(gid, proj, targets=targets)
+    except Exception:  # noqa: BLE001 - reading errors are reported elsewhere
+        return
+    with np.errstate(invalid="ignore"):
+        empty = [t for t, m in zip(targets, maps) if not np.any(np.isfinite(m) & (m > 0))]
+    if empty:
+        files = ", ".join(atlas.path(gid, proj, t).name for t in empty)
+        why = f"its truth map(s) {files} hold no finite positive value (all 0 or NaN)"
+    elif not np.any(pixel_mask(bands, clip_h)):
+        why = f"no pixel of its bands is valid with I_H above the clip of {clip_h} MJy/sr"
+    else:
+        why = "no pixel is valid in the bands and the truth maps at once"
+    message = f"{atlas.root}: TNG{gid} {proj} left out of training: {why}"
+    log.warning(message)
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
 def usable_mask(bands, maps, clip_h: float) -> np.ndarray:
     """bool (ny, nx): pixels kept for training (band mask and finite, positive targets)."""
     from ..features import pixel_mask
@@ -179,6 +207,8 @@ def assemble_pixels(atlas, *, projections: Sequence[str] | None = ("O5",),
         if scheduler is None:
             yield Progress(k, total, f"read TNG{gid} {proj}")
         shapes[(int(gid), proj)] = shape
+        if idx.size == 0:
+            _say_no_pixels(atlas, gid, proj, targets, clip_h, dust)
         chunks.append((int(gid), proj_names.index(proj), idx, lb, lt))
     yield Progress(total, total, "assembling pixels")
     n = sum(c[2].size for c in chunks)
@@ -200,12 +230,16 @@ def assemble_pixels(atlas, *, projections: Sequence[str] | None = ("O5",),
     return out
 
 
-def image_pixels(atlas, galaxy_id: int, projection: str, targets, clip_h: float, dust: bool = True):
+def image_pixels(atlas, galaxy_id: int, projection: str, targets, clip_h: float, dust: bool = True,
+                 band_unit: str | None = None):
     """One image's usable pixels: ((ny, nx), flat index, log bands (n,4), log maps (n,T)).
 
-    ``atlas`` may be an ``Atlas`` or its folder (so that a cluster worker can open it itself).
+    ``atlas`` may be an ``Atlas`` or its folder (so that a cluster worker can open it itself);
+    ``band_unit`` then states the bands' unit (see ``Atlas.band_unit``).
     """
     atlas = as_atlas(atlas)
+    if band_unit is not None:
+        atlas.band_unit = band_unit
     bands = atlas.load_bands(galaxy_id, projection, dust=dust)
     maps = atlas.load_maps(galaxy_id, projection, targets=targets)
     return (tuple(bands.shape[1:]), *pixels_of_image(bands, maps, clip_h))
@@ -226,7 +260,7 @@ def _images_on_cluster(atlas, entries, targets, clip_h, dust, scheduler):
     try:
         root = str(atlas.root)
         futures = [client.submit(image_pixels, root, int(gid), proj, tuple(targets), float(clip_h), dust,
-                                 pure=False) for gid, proj in entries]
+                                 getattr(atlas, "band_unit", None), pure=False) for gid, proj in entries]
         position = {future.key: k for k, future in enumerate(futures)}
         results = [None] * len(futures)
         yield Progress(0, len(futures), f"reading {len(futures)} images on {client.scheduler.address}")
@@ -256,6 +290,8 @@ def _assemble_memmap(atlas, entries, proj_names, targets, clip_h, dust, folder: 
         shapes[(int(gid), proj)] = tuple(bands.shape[1:])
         counts.append(int(np.count_nonzero(usable_mask(bands, maps, clip_h))))
         del bands, maps
+        if counts[-1] == 0:
+            _say_no_pixels(atlas, gid, proj, targets, clip_h, dust)
     n = sum(counts)
     if n == 0:
         raise ValueError(f"{atlas.root}: no pixel above the H clip of {clip_h} MJy/sr with valid targets")
