@@ -45,9 +45,12 @@ static inline uint32_t finish(const node_t *tree, uint32_t k, const float *x)
     }
 }
 
-static void forest_sum_impl(const node_t *nodes, const float *values, const int64_t *tree_offset,
-                            const int32_t *tree_depth, int64_t n_trees, const float *X, int64_t n_rows,
-                            int64_t n_features, double *sum, double *sumsq, int64_t block)
+/* The row loop, for a row stride `nf` (n_features).  Inlined twice below: once with nf = 4 known at
+ * compile time (the "bands" feature set; saves the per-row offset arithmetic, ~10 % faster), once
+ * generic. */
+static inline void forest_sum_rows(const node_t *nodes, const float *values, const int64_t *tree_offset,
+                                   const int32_t *tree_depth, int64_t n_trees, const float *X, int64_t n_rows,
+                                   const int64_t nf, double *sum, double *sumsq, int64_t block)
 {
     for (int64_t b0 = 0; b0 < n_rows; b0 += block) {
         int64_t b1 = b0 + block < n_rows ? b0 + block : n_rows;
@@ -58,24 +61,42 @@ static void forest_sum_impl(const node_t *nodes, const float *values, const int6
             const int32_t depth = tree_depth[t];
             int64_t i = b0;
             for (; i + ROWS <= b1; i += ROWS) {
-                const float *x0 = X + i * n_features;
+                const float *x0 = X + i * nf;
                 uint32_t k[ROWS] = {0};
                 for (int32_t d = 0; d < depth; d++)
                     for (int r = 0; r < ROWS; r++)
-                        k[r] = step(tree, k[r], x0 + r * n_features);
+                        k[r] = step(tree, k[r], x0 + r * nf);
                 for (int r = 0; r < ROWS; r++) {
-                    double v = (double)val[finish(tree, k[r], x0 + r * n_features)];
+                    double v = (double)val[finish(tree, k[r], x0 + r * nf)];
                     sum[i + r] += v;
                     sumsq[i + r] += v * v;
                 }
             }
             for (; i < b1; i++) {
-                double v = (double)val[finish(tree, 0, X + i * n_features)];
+                double v = (double)val[finish(tree, 0, X + i * nf)];
                 sum[i] += v;
                 sumsq[i] += v * v;
             }
         }
     }
+}
+
+static void forest_sum_4(const node_t *nodes, const float *values, const int64_t *tree_offset,
+                         const int32_t *tree_depth, int64_t n_trees, const float *X, int64_t n_rows,
+                         double *sum, double *sumsq, int64_t block)
+{
+    forest_sum_rows(nodes, values, tree_offset, tree_depth, n_trees, X, n_rows, 4, sum, sumsq, block);
+}
+
+static void forest_sum_impl(const node_t *nodes, const float *values, const int64_t *tree_offset,
+                            const int32_t *tree_depth, int64_t n_trees, const float *X, int64_t n_rows,
+                            int64_t n_features, double *sum, double *sumsq, int64_t block)
+{
+    if (n_features == 4)
+        forest_sum_4(nodes, values, tree_offset, tree_depth, n_trees, X, n_rows, sum, sumsq, block);
+    else
+        forest_sum_rows(nodes, values, tree_offset, tree_depth, n_trees, X, n_rows, n_features, sum, sumsq,
+                        block);
 }
 
 static PyObject *forest_sum(PyObject *self, PyObject *args)
