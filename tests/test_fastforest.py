@@ -175,3 +175,22 @@ def test_bundle_pins_the_packed_forest_file(tmp_path):
         fh.write(b"\0")
     with pytest.raises(BundleError, match="model_mass.forest.npz: sha256 mismatch"):
         ModelBundle.load(path)
+
+
+def test_shipped_packed_forest_equals_its_skops_copy():
+    """The shipped RF bundle's packed forests are its scikit-learn forests (kept as .skops copies)."""
+    from pathlib import Path
+
+    from sklearn.ensemble import RandomForestRegressor
+
+    from napari_euclidphys.estimators._base import skops_load
+    from napari_euclidphys.io.bundle import ModelBundle
+
+    path = Path(__file__).resolve().parents[1] / "models" / "euclidphys-rf-bands-synth"
+    bundle = ModelBundle.load(path)
+    X = np.random.default_rng(3).random((5000, 4), dtype=np.float32)
+    for target in ("mass", "age"):
+        est = bundle.estimators[target]
+        assert est.model_ is None and est.packed_.n_trees == 50
+        rf = skops_load(path / f"model_{target}.skops", RandomForestRegressor)
+        np.testing.assert_allclose(est.predict(X), rf.predict(X), rtol=2e-7, atol=2e-7)
