@@ -128,6 +128,8 @@ def pack_tree(tree) -> tuple[np.ndarray, np.ndarray, int]:
     """
     left_old = tree.children_left
     n = tree.node_count
+    if tree.n_outputs != 1:
+        raise ValueError("only single-output regression trees can be packed")
     if n >= MAX_TREE_NODES:
         raise ValueError(f"tree of {n} nodes: the packed form holds at most {MAX_TREE_NODES - 1}")
     order, steps = _breadth_first_order(left_old, tree.children_right, tree.weighted_n_node_samples)
@@ -193,6 +195,8 @@ class PackedForest:
         """Pack a fitted ``RandomForestRegressor`` (single output, ≤ 32 features)."""
         if forest.n_features_in_ > MAX_FEATURES:
             raise ValueError(f"the packed form supports at most {MAX_FEATURES} features")
+        if getattr(forest, "n_outputs_", 1) != 1:
+            raise ValueError("only single-output regression forests can be packed")
         writer = PackedForestWriter(forest.n_features_in_, len(forest.estimators_),
                                     max(e.tree_.node_count for e in forest.estimators_))
         for est in forest.estimators_:
