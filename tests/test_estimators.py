@@ -55,8 +55,8 @@ def test_forest_defaults_follow_paper_and_progress_batches():
             assert stop.value is est
             break
     assert [s.done for s in steps] == [0, 3, 6, 7] and all(isinstance(s, Progress) for s in steps)
-    assert len(est.model_.estimators_) == 7
-    # batched warm-start growth equals a single sklearn fit with the same seed
+    assert est.n_trees == 7 and est.model_ is None  # packed (the default): no scikit-learn objects kept
+    # tree-by-tree packed growth equals a single sklearn fit with the same seed
     from sklearn.ensemble import RandomForestRegressor
 
     ref = RandomForestRegressor(n_estimators=7, random_state=1, bootstrap=True).fit(X, y)
@@ -67,7 +67,7 @@ def test_forest_spread_is_std_over_trees_and_tree_size_knobs():
     X, y = _data(500)
     rng = np.random.default_rng(3)
     y = y + rng.normal(0, 0.2, y.size).astype(np.float32)
-    est = make_estimator("rf", n_estimators=9, max_leaf_nodes=16, fast=False).fit(X, y)
+    est = make_estimator("rf", n_estimators=9, max_leaf_nodes=16, fast=False, packed=False).fit(X, y)
     assert all(t.tree_.n_leaves <= 16 for t in est.model_.estimators_)
     per_tree = np.stack([t.predict(X[:50]) for t in est.model_.estimators_])
     mean, std = est.predict_with_spread(X[:50])
@@ -80,7 +80,7 @@ def test_forest_spread_is_std_over_trees_and_tree_size_knobs():
 
 def test_max_samples_capped_at_training_size():
     X, y = _data(100)
-    est = make_estimator("rf", n_estimators=2).fit(X, y)  # default max_samples 2e6 > 100 rows
+    est = make_estimator("rf", n_estimators=2, packed=False).fit(X, y)  # default max_samples 2e6 > 100 rows
     assert est.model_.max_samples is None
 
 
@@ -154,7 +154,8 @@ def test_save_load_roundtrip_identical(kind, tmp_path):
     est = make_estimator(kind, **FAST_PARAMS[kind]).fit(X, y)
     names = est.save(tmp_path, stem="model_mass")
     assert "model_mass.json" in names
-    assert any(n.endswith(".skops" if kind != "dnn" else ".keras") for n in names)
+    suffix = {"lr": ".skops", "rf": ".forest.npz", "dnn": ".keras"}[kind]
+    assert any(n.endswith(suffix) for n in names)
     back = load_estimator(tmp_path, stem="model_mass")
     assert back.kind == kind and type(back) is type(est)
     m0, s0 = est.predict_with_spread(X)

@@ -172,16 +172,30 @@ def test_float32_threshold_floor_keeps_decisions():
     assert np.all(nxt.astype(np.float64) > thr)  # the largest float32 not above thr
 
 
-def test_forest_falls_back_without_kernel(monkeypatch):
+def _disable_kernel(monkeypatch):
     from napari_euclidphys.estimators import fastforest
 
-    bundle = lr_bundle("rf", {"n_estimators": 3})
+    monkeypatch.setattr(fastforest, "_kernel", None)
+    monkeypatch.setattr(fastforest, "_kernel_error", "disabled in test")
+    monkeypatch.setattr(fastforest, "_kernel_checked", True)
+
+
+def test_forest_falls_back_without_kernel(monkeypatch):
+    """Without the compiled kernel: scikit-learn for a scikit-learn forest, numpy for a packed one."""
     img = _image()
-    ref = exhaust(predict_maps(bundle, img))
-    monkeypatch.setattr(fastforest, "_lib", None)
-    monkeypatch.setattr(fastforest, "_lib_error", "disabled in test")
-    for est in bundle.estimators.values():
+    sk_bundle = lr_bundle("rf", {"n_estimators": 3, "packed": False})
+    packed_bundle = lr_bundle("rf", {"n_estimators": 3})
+    ref = exhaust(predict_maps(sk_bundle, img))
+    ref_packed = exhaust(predict_maps(packed_bundle, img))
+    _disable_kernel(monkeypatch)
+    for est in sk_bundle.estimators.values():
         est._fast = None
-    fallback = exhaust(predict_maps(bundle, img))
-    assert all(est._fast is False for est in bundle.estimators.values())
+    fallback = exhaust(predict_maps(sk_bundle, img))
+    assert all(est._fast is False for est in sk_bundle.estimators.values())
     np.testing.assert_allclose(fallback.log_maps["mass"], ref.log_maps["mass"], rtol=1e-6)
+    walked = exhaust(predict_maps(packed_bundle, img))
+    for t in ("mass", "age"):
+        np.testing.assert_array_equal(walked.log_maps[t], ref_packed.log_maps[t])
+        np.testing.assert_allclose(walked.uncertainty[t], ref_packed.uncertainty[t], rtol=1e-6, atol=1e-7)
+    # the packed forest holds the same trees as the scikit-learn one (same seeds)
+    np.testing.assert_allclose(ref_packed.log_maps["mass"], ref.log_maps["mass"], rtol=1e-6)

@@ -61,7 +61,7 @@ def card(kind: str, bundle_name: str, result, manifest: dict, recipe: dict, extr
 recovers the synthetic generator's own maps; they say nothing about TNG50 or real galaxies.
 
 ## Model
-- Kind: `{kind}` ({ {"lr": "ordinary least squares", "rf": "random forest (scikit-learn)", "dnn": "Keras 4 × Dense(64, ReLU)"}[kind] }), one estimator per target.
+- Kind: `{kind}` ({ {"lr": "ordinary least squares", "rf": "random forest (scikit-learn trees, stored packed)", "dnn": "Keras 4 × Dense(64, ReLU)"}[kind] }), one estimator per target.
 - Inputs: log10 surface brightness in I_E (VIS), Y_E, J_E, H_E [MJy/sr] on 100 pc pixels, pixels with
   I_H > {result.config.clip_h} MJy/sr only; min–max scaled on the training range (stored in bundle.json).
 - Outputs: log10 Σ⋆ [M⊙/pc²], log10 Z⋆ (absolute, Z⊙ = 0.02), log10 t⋆ [Gyr] (mass-weighted).

@@ -7,6 +7,8 @@ Layout of a bundle folder::
                              provenance, metrics, and the sha256 of every other file
     model_<target>.json      the estimator's kind, parameters and target scaling
     model_<target>.skops     scikit-learn model (LR, RF), read by skops with an explicit trust list
+    model_<target>.forest.npz  packed random forest (plain numeric arrays), read by
+                             ``numpy.load(allow_pickle=False)`` and checked node by node
     model_<target>.keras     Keras network (DNN; ``model_<target>_m<i>.keras`` for an ensemble),
                              read by ``keras.saving.load_model(safe_mode=True)``
     MODEL_CARD.md            optional human description
@@ -45,8 +47,9 @@ TARGET_UNITS = {"mass": "Msun/pc2", "metallicity": "", "age": "Gyr"}
 
 #: Files that could run code when loaded by the wrong reader; refused unless listed and hashed
 #: (and pickle-like ones always).
-_MODEL_SUFFIXES = (".skops", ".keras", ".h5", ".json")
-_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill", ".npy", ".npz", ".pt", ".pth", ".p")
+_MODEL_SUFFIXES = (".skops", ".keras", ".h5", ".json", ".npz")
+# (.npz is not among them: packed forests are .npz files of plain arrays, read without pickle)
+_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill", ".npy", ".pt", ".pth", ".p")
 
 
 class BundleError(ValueError):
