@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py src/napari_euclidphys/estimators/_forest_kernel.c | cksum | cut -d' ' -f1)
 DEMO_DIR ?= demo-output
 PYTEST_ARGS ?=
 
@@ -21,7 +21,7 @@ APT_PACKAGES := xvfb libgl1-mesa-dri libglx-mesa0 libegl1 libxkbcommon-x11-0 lib
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): pyproject.toml setup.py src/napari_euclidphys/estimators/_forest_kernel.c | $(PY)
 	$(PIP) install --upgrade pip setuptools wheel
 	$(PIP) install -e ".[dev]"
 	rm -f $(VENV)/.installed-*
