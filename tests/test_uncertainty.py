@@ -78,3 +78,48 @@ def test_calibrated_prediction(rf, atlases):
     assert pred.calibrated
     with pytest.raises(ValueError, match="group must be"):
         coverage_table(atlas_pixels(rf, ideal), cal, group="nope")
+
+
+def test_calibration_saved_in_the_bundle_and_applied(rf, atlases, tmp_path):
+    import shutil
+
+    from napari_euclidphys.io.bundle import BundleError
+    from napari_euclidphys.propagation import predict_with_band_noise
+
+    ideal, observed = atlases
+    copy = tmp_path / "rf"
+    shutil.copytree(MODELS / "euclidphys-rf-bands-synth", copy)
+    bundle = ModelBundle.load(copy)
+    old_sha = bundle.sha256
+    bundle.calibration = calibrate_on_atlases(bundle, [ideal, observed], n_draws=4)
+    bundle.save_calibration()
+    back = ModelBundle.load(copy)
+    assert back.sha256 != old_sha and back.calibration.bins == bundle.calibration.bins
+    gid = ideal.galaxy_ids[0]
+    bands = ideal.load_bands(gid, "O5")
+    raw = exhaust(predict_maps(back, bands, calibrate=False))
+    cal = exhaust(predict_maps(back, bands))
+    assert cal.calibrated and not raw.calibrated
+    ok = np.isfinite(raw.log_maps["age"])
+    np.testing.assert_allclose(cal.uncertainty["age"][ok],
+                               back.calibration.apply("age", raw.uncertainty["age"])[ok], rtol=1e-6)
+    assert np.all(np.isnan(cal.uncertainty["age"][~ok]))
+    from napari_euclidphys.observe.prepared import load_sigma
+
+    ob = observed.load_bands(gid, "O5")
+    sig = load_sigma(observed, gid, "O5")
+    bad = ~np.all(np.isfinite(ob), axis=0)
+    p_raw = exhaust(predict_with_band_noise(back, ob, sig, bad=bad, n_draws=4, calibrate=False))
+    p_cal = exhaust(predict_with_band_noise(back, ob, sig, bad=bad, n_draws=4))
+    snr = ob[3] / sig[3]
+    ok = np.isfinite(p_raw.uncertainty["mass"])
+    expected = back.calibration.apply("mass", p_raw.uncertainty["mass"], snr)
+    np.testing.assert_allclose(p_cal.uncertainty["mass"][ok], expected[ok], rtol=1e-6)
+    # a broken calibration in bundle.json is refused at load, naming it
+    import json
+
+    meta = json.loads((copy / "bundle.json").read_text())
+    meta["calibration"]["bins"]["mass"][0][2] = -1
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="calibration.bins.mass row"):
+        ModelBundle.load(copy)

@@ -43,6 +43,19 @@ RECIPE = {
     "dnn": {"max_epochs": 300, "patience": 100, "lr_patience": 50, "n_members": 1},
 }
 RF_SIZE_LIMIT_MB = 30.0
+
+#: The observation the observation-aware bundles are trained through (napari-euclidphys-atlas observe --prepared).
+OBSERVED = {"depth": "wide", "redshifts": [0.01, 0.015, 0.02, 0.025, 0.03], "psf": "gaussian", "seed": 13}
+OBSERVED_CARD = """
+## Observation (this model is trained on OBSERVED mocks)
+- Each training galaxy observed as a Euclid MER mosaic at Euclid **{depth}** depth, at one redshift drawn
+  from {redshifts}: dimming (1+z)^-3, Gaussian PSFs (I_E 0.16", NISP 0.49"), 0.1" pixels, background noise
+  (NISP correlated), Poisson noise; then prepared back (napari-euclidphys-prepare: PSFs matched to 0.49",
+  100 pc pixels, dimming undone, sigma per pixel).  Seed {seed}.
+- Use it on prepared observations (`napari-euclidphys-predict --prepared`, the Prepare dock) of galaxies at
+  z = 0.01-0.03 at Wide depth; for noise-free, PSF-free atlas images use euclidphys-<kind>-bands-synth.
+- Not modelled: K-correction, PSF variation and wings, field stars, MER flag semantics (docs/observations.md).
+"""
 DNN_NOTE = ("\n- Trained for at most the epochs above (the paper trains until 2000 epochs without improvement);"
             " a single network, so no per-pixel σ (the RF bundle gives the spread over trees).")
 
@@ -99,6 +112,9 @@ def main(argv=None) -> int:
     p.add_argument("--npix", type=int, default=RECIPE["npix"])
     p.add_argument("--max-epochs", type=int, default=RECIPE["dnn"]["max_epochs"])
     p.add_argument("--skip-unbounded", action="store_true", help="do not train the comparison RF")
+    p.add_argument("--observed", action="store_true",
+                   help="train the observation-aware bundles (euclidphys-<kind>-bands-wide-synth): the atlas "
+                        "observed at Euclid Wide depth at OBSERVED['redshifts'] and prepared back to 100 pc")
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
 
@@ -119,6 +135,9 @@ def main(argv=None) -> int:
         run_with_progress(build_atlas(atlas_dir, recipe["n_galaxies"], npix=recipe["npix"],
                                       seed=recipe["atlas_seed"], projections=tuple(recipe["projections"])),
                           desc="synthetic atlas")
+    if args.observed:
+        atlas_dir = observed_atlas(atlas_dir, work)
+        recipe["observed"] = OBSERVED
     t_atlas = time.perf_counter() - t0
     atlas = open_atlas(atlas_dir)
     config = TrainingConfig(models=("lr", "rf", "dnn"), feature_set=recipe["feature_set"],
@@ -129,7 +148,7 @@ def main(argv=None) -> int:
     timing = {t["model"]: t["seconds"] for t in result.timing}
 
     unbounded_text = ""
-    if not args.skip_unbounded:
+    if not (args.skip_unbounded or args.observed):
         free_metrics, size_free = unbounded_forest(atlas, config, recipe, work)
         b = {r["target"]: r for r in result.summary() if r["model"] == "rf"}
         lines = ["| Target | R² bounded | R² unbounded | RMSE bounded | RMSE unbounded |", "|---|---|---|---|---|"]
@@ -145,11 +164,15 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sizes = {}
     for kind, bundle in result.bundles.items():
-        name = f"euclidphys-{kind}-bands-synth"
+        name = f"euclidphys-{kind}-bands-{'wide-' if args.observed else ''}synth"
         bundle.name = name
         target = out / name
         extra = unbounded_text if kind == "rf" else ""
-        text = card(kind, name, result, atlas.manifest or {}, recipe, extra)
+        manifest = atlas.manifest or {}
+        if args.observed:
+            extra = OBSERVED_CARD.format(**OBSERVED) + extra
+            manifest = manifest.get("source_manifest", {})
+        text = card(kind, name, result, manifest, recipe, extra)
         save_with_card(bundle, target, text, args.overwrite)
         sizes[kind] = folder_mb(target)
     report = write_report(result, work / f"report_{time.strftime('%Y%m%dT%H%M%S')}",
@@ -159,6 +182,19 @@ def main(argv=None) -> int:
         print(f"WARNING: RF bundle {sizes['rf']:.1f} MB exceeds {RF_SIZE_LIMIT_MB} MB", file=sys.stderr)
         return 1
     return 0
+
+
+def observed_atlas(atlas_dir: Path, work: Path) -> Path:
+    """The atlas observed and prepared as OBSERVED says (cached in WORK)."""
+    from napari_euclidphys.observe.prepared import observe_prepared_atlas
+    from napari_euclidphys.progress import run_with_progress
+
+    out = work / f"{atlas_dir.name}_observed_{OBSERVED['depth']}_s{OBSERVED['seed']}"
+    if not (out / "manifest.json").is_file():
+        run_with_progress(observe_prepared_atlas(atlas_dir, out, OBSERVED["redshifts"], depth=OBSERVED["depth"],
+                                                 psf=OBSERVED["psf"], seed=OBSERVED["seed"], overwrite=True),
+                          desc="observe + prepare")
+    return out
 
 
 def unbounded_forest(atlas, config, recipe, work: Path):

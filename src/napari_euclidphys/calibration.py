@@ -137,6 +137,28 @@ class Calibration:
         return {"method": "sigma_cal = sqrt((a*sigma)^2 + b^2) per H_E S/N bin", "bins": clean,
                 "source": self.source}
 
+    @staticmethod
+    def problems(data, targets) -> list[str]:
+        """What is wrong with a stored calibration (``bundle.json`` key ``calibration``); [] when usable."""
+        if not isinstance(data, dict) or not isinstance(data.get("bins"), dict):
+            return ["calibration must be an object with a 'bins' object"]
+        out = []
+        for t, rows in data["bins"].items():
+            if t not in targets:
+                out.append(f"calibration.bins has target {t!r} the bundle does not predict")
+                continue
+            if not isinstance(rows, list) or not rows:
+                out.append(f"calibration.bins.{t} must be a non-empty list of [lo, hi, a, b, n] rows")
+                continue
+            for row in rows:
+                ok = (isinstance(row, list) and len(row) == 5
+                      and all(v is None or (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0) for v in row[:2])
+                      and all(isinstance(v, (int, float)) and np.isfinite(v) and v >= 0 for v in row[2:]))
+                if not ok:
+                    out.append(f"calibration.bins.{t} row {row!r} is not [lo, hi, a, b, n] with finite a, b >= 0")
+                    break
+        return out
+
     @classmethod
     def from_dict(cls, data: dict) -> "Calibration":
         bins = {}

@@ -81,10 +81,12 @@ def _targets(bundle, targets) -> tuple[str, ...]:
     return targets
 
 
-def predict_pixels(bundle, sb_block: np.ndarray, targets) -> tuple[dict, dict, np.ndarray]:
+def predict_pixels(bundle, sb_block: np.ndarray, targets, calibrate: bool = True) -> tuple[dict, dict, np.ndarray]:
     """Predict one block of surface brightness (4, ...) MJy/sr.
 
-    Returns (log_maps, uncertainty, flags) for the block's shape; masked pixels are NaN / flag 1.
+    Returns (log_maps, uncertainty, flags) for the block's shape; masked pixels are NaN / flag 1.  The
+    uncertainty is the bundle's calibrated σ for noise-free bands when it has a calibration and
+    ``calibrate`` is true, else the model's raw spread (NaN for models without one).
     """
     sb_block = np.asarray(sb_block, dtype=np.float32)
     shape = sb_block.shape[1:]
@@ -101,17 +103,21 @@ def predict_pixels(bundle, sb_block: np.ndarray, targets) -> tuple[dict, dict, n
             f = flags[mask]
             f[outside] |= FLAG_OUT_OF_RANGE
             flags[mask] = f
+        cal = getattr(bundle, "calibration", None) if calibrate else None
         for t, (mean, std) in bundle.predict_features(X_raw, targets).items():
             log_maps[t][mask] = mean
-            sigma[t][mask] = std
+            sigma[t][mask] = cal.apply(t, std) if cal is not None and t in cal.bins else std
     return log_maps, sigma, flags
 
 
-def predict_maps(bundle, bands, *, chunk_pixels: int = 1_000_000, targets=None) -> ProgressGenerator[MapPrediction]:
+def predict_maps(bundle, bands, *, chunk_pixels: int = 1_000_000, targets=None,
+                 calibrate: bool = True) -> ProgressGenerator[MapPrediction]:
     """Predict Σ⋆, Z⋆, t⋆ maps from a (4, ny, nx) band stack (MJy/sr), chunked; returns a MapPrediction.
 
     ``bands`` may be a numpy array, a memory map or a dask array (read slab by slab).  ``targets``
     restricts the prediction to some of the bundle's targets.  Yields one :class:`Progress` per slab.
+    The uncertainty is calibrated (noise-free bands) when the bundle has a calibration and
+    ``calibrate`` is true.
     """
     ny, nx = _check_bands(bands)
     targets = _targets(bundle, targets)
@@ -124,7 +130,7 @@ def predict_maps(bundle, bands, *, chunk_pixels: int = 1_000_000, targets=None) 
     for i, r0 in enumerate(range(0, ny, rows)):
         r1 = min(ny, r0 + rows)
         slab = np.asarray(bands[:, r0:r1, :], dtype=np.float32)
-        lm, sg, fl = predict_pixels(bundle, slab, targets)
+        lm, sg, fl = predict_pixels(bundle, slab, targets, calibrate)
         for t in targets:
             log_maps[t][r0:r1] = lm[t]
             sigma[t][r0:r1] = sg[t]
@@ -137,6 +143,7 @@ def predict_maps(bundle, bands, *, chunk_pixels: int = 1_000_000, targets=None) 
     n_eval = int(np.count_nonzero((flags & FLAG_MASKED) == 0))
     n_oor = int(np.count_nonzero(flags & FLAG_OUT_OF_RANGE))
     return MapPrediction(maps=maps, log_maps=log_maps, uncertainty=sigma, flags=flags,
+                         calibrated=calibrate and getattr(bundle, "calibration", None) is not None,
                          bundle_name=bundle.name, bundle_sha256=bundle.sha256, clip_h=bundle.clip_h,
                          n_evaluated=n_eval, n_out_of_range=n_oor, targets=targets)
 

@@ -54,11 +54,14 @@ def predict_with_band_noise(
     snr_min: float = DEFAULT_SNR_MIN,
     chunk_pixels: int = 200_000,
     targets=None,
+    calibrate: bool = True,
 ) -> ProgressGenerator[MapPrediction]:
     """Predict maps from bands (4, ny, nx) [MJy/sr] with 1σ errors ``sigma`` (same shape, MJy/sr).
 
     ``bad`` (ny, nx) bool marks pixels not to evaluate.  Returns a :class:`MapPrediction` whose
-    ``uncertainty`` is the total σ [dex] and whose ``aleatoric`` / ``epistemic`` hold the two parts.
+    ``uncertainty`` is the total σ [dex] — mapped through the bundle's calibration at each pixel's H_E
+    S/N when it has one and ``calibrate`` is true — and whose ``aleatoric`` / ``epistemic`` hold the two
+    raw parts.
     """
     ny, nx = _check_bands(bands)
     if np.shape(sigma) != (len(BANDS), ny, nx):
@@ -81,7 +84,7 @@ def predict_with_band_noise(
         sig = np.nan_to_num(np.asarray(sigma[:, r0:r1, :], dtype=np.float32), nan=0.0)
         if bad is not None:
             slab[:, np.asarray(bad[r0:r1])] = np.nan
-        lm, sd, fl = predict_pixels(bundle, slab, targets)
+        lm, sd, fl = predict_pixels(bundle, slab, targets, calibrate=False)
         ok = (fl & FLAG_MASKED) == 0
         with np.errstate(divide="ignore", invalid="ignore"):
             low = ok & ~(slab[_H] >= snr_min * sig[_H])
@@ -96,7 +99,23 @@ def predict_with_band_noise(
             log_maps[t][r0:r1], model_sd[t][r0:r1] = lm[t], sd[t]
         flags[r0:r1] = fl
         yield Progress(i + 1, n_chunks, f"rows {r1}/{ny}")
-    return _assemble(bundle, targets, log_maps, model_sd, alea, flags)
+    pred = _assemble(bundle, targets, log_maps, model_sd, alea, flags)
+    cal = getattr(bundle, "calibration", None)
+    if calibrate and cal is not None:
+        snr = _snr(bands, sigma)
+        for t in targets:
+            if t in cal.bins:
+                pred.uncertainty[t] = np.where(np.isfinite(pred.uncertainty[t]),
+                                               cal.apply(t, pred.uncertainty[t], snr), np.nan).astype(np.float32)
+        pred.calibrated = True
+    return pred
+
+
+def _snr(bands, sigma) -> np.ndarray:
+    """H_E S/N per pixel (+inf where σ is 0)."""
+    h, s = np.asarray(bands[_H], np.float64), np.asarray(sigma[_H], np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(s > 0, h / np.where(s > 0, s, 1.0), np.inf)
 
 
 def _assemble(bundle, targets, log_maps, model_sd, alea, flags) -> MapPrediction:

@@ -54,17 +54,19 @@ def _predict(bundle, atlas, gid, proj, observed: bool, n_draws: int, seed: int):
 
     bands = atlas.load_bands(gid, proj)
     if not observed:
-        return exhaust(predict_maps(bundle, bands)), pixel_snr(bands, None)
+        return exhaust(predict_maps(bundle, bands, calibrate=False)), pixel_snr(bands, None)
     sigma = load_sigma(atlas, gid, proj)
     bad = ~np.all(np.isfinite(bands), axis=0)
-    pred = exhaust(predict_with_band_noise(bundle, bands, sigma, bad=bad, n_draws=n_draws, seed=seed))
+    pred = exhaust(predict_with_band_noise(bundle, bands, sigma, bad=bad, n_draws=n_draws, seed=seed,
+                                           calibrate=False))
     return pred, pixel_snr(bands, sigma)
 
 
 def atlas_pixels(bundle, atlas, *, projections=None, galaxies=None, n_draws: int = 16, seed: int = 0) -> PixelSample:
     """Predict every selected galaxy of ``atlas`` with ``bundle`` and pool the evaluated pixels.
 
-    Pixels count when the model evaluated them and the truth is positive and finite.
+    Pixels count when the model evaluated them and the truth is positive and finite.  The σ is raw
+    (never calibrated): it is what a calibration is fitted on.
     """
     from .observe.prepared import is_observed_atlas
 
@@ -104,7 +106,7 @@ def calibrate_on_atlases(bundle, atlases, *, n_draws: int = 16, seed: int = 0) -
 
 
 def calibrated(bundle, prediction: MapPrediction, snr) -> MapPrediction:
-    """The prediction with ``uncertainty`` replaced by the bundle's calibrated σ (unchanged without one)."""
+    """A raw prediction (``calibrate=False``) with ``uncertainty`` replaced by the bundle's calibrated σ."""
     cal = getattr(bundle, "calibration", None)
     if cal is None:
         return prediction

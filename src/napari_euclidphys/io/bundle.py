@@ -35,7 +35,7 @@ import numpy as np
 from .. import BANDS, TARGETS, __version__
 from ..features import FEATURE_SETS, MinMaxScaling, band_features, feature_names, log_surface_brightness
 from ..estimators._base import jsonable
-from ..io.safe import atomic_dir
+from ..io.safe import atomic_dir, atomic_path
 
 __all__ = ["SCHEMA_VERSION", "TARGET_UNITS", "BundleError", "ModelBundle", "file_sha256"]
 
@@ -193,6 +193,11 @@ def validate_bundle_meta(meta, meta_path) -> list[str]:
     for key in ("provenance", "metrics"):
         if key in meta and not isinstance(meta[key], dict):
             bad(f"'{key}' must be an object")
+    if meta.get("calibration") is not None:
+        from ..calibration import Calibration
+
+        for problem in Calibration.problems(meta["calibration"], targets if isinstance(targets, dict) else {}):
+            bad(problem)
     return problems
 
 
@@ -290,6 +295,8 @@ class ModelBundle:
         self.path: Path | None = None
         self._sha256: str | None = None
         self.meta: dict = {}
+        #: :class:`napari_euclidphys.calibration.Calibration` of the σ, fitted on unseen galaxies, or None.
+        self.calibration = None
 
     # -- description -------------------------------------------------------------------------
     @property
@@ -364,6 +371,7 @@ class ModelBundle:
             "scaling": {"features": self.scaling.to_dict()},
             "provenance": self.provenance,
             "metrics": self.metrics,
+            "calibration": self.calibration.to_dict() if self.calibration is not None else None,
             "files": files,
         }
 
@@ -383,6 +391,20 @@ class ModelBundle:
         self.path = path
         self._sha256 = file_sha256(path / "bundle.json")
         return path
+
+    def save_calibration(self) -> Path:
+        """Rewrite this saved bundle's ``bundle.json`` with :attr:`calibration` (model files unchanged)."""
+        if self.path is None:
+            raise BundleError("the bundle has not been saved or loaded from a folder; save it first")
+        meta_path = self.path / "bundle.json"
+        meta = dict(self.meta) if self.meta else json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["calibration"] = self.calibration.to_dict() if self.calibration is not None else None
+        text = json.dumps(jsonable(meta), indent=2, sort_keys=False, allow_nan=False) + "\n"
+        with atomic_path(meta_path, overwrite=True) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        self.meta = meta
+        self._sha256 = file_sha256(meta_path)
+        return meta_path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ModelBundle":
@@ -458,6 +480,10 @@ class ModelBundle:
         card = path / "MODEL_CARD.md"
         if card.is_file() and "MODEL_CARD.md" in files:
             bundle.model_card = card.read_text(encoding="utf-8")
+        if meta.get("calibration") is not None:
+            from ..calibration import Calibration
+
+            bundle.calibration = Calibration.from_dict(meta["calibration"])
         bundle.path = path
         bundle.meta = meta
         bundle._sha256 = hashlib.sha256(raw).hexdigest()
