@@ -74,3 +74,19 @@ def test_prepared_refuses_stars(observed_atlas, tmp_path, capsys):
         atlas_main(["observe", "--atlas", str(ideal), "--out", str(tmp_path / "o"), "--redshift", "0.02",
                     "--prepared", "--stars", "2"])
     assert "--stars" in capsys.readouterr().err
+
+
+def test_an_observation_trained_bundle_on_ideal_bands_is_warned(observed_atlas, tmp_path, capsys):
+    from napari_euclidphys.cli.predict import main as predict_main
+    from napari_euclidphys.cli.train import main as train_main
+    from napari_euclidphys.io.atlas import atlas_filename
+
+    ideal, out = observed_atlas
+    assert train_main(["--atlas", str(out), "--out", str(tmp_path / "t"), "--models", "lr", "--no-figures",
+                       "--seed", "1", "--test-fraction", "0.34"]) == 0
+    gid = open_atlas(ideal).galaxy_ids[0]
+    bands = [str(ideal / atlas_filename(gid, "O5", b)) for b in BANDS]
+    capsys.readouterr()
+    assert predict_main(["--model", str(tmp_path / "t" / "models" / "lr"), "--bands", *bands,
+                         "--out", str(tmp_path / "m.fits"), "--quiet"]) in (0, 3)
+    assert "trained on observed, prepared mocks" in capsys.readouterr().err

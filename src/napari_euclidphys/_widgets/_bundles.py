@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..uncertainty import trained_on_observations
+
 __all__ = [
     "BundleInfo",
     "available_bundles",
@@ -46,6 +48,8 @@ class BundleInfo:
     targets: tuple = ()
     origin: str = "shipped"  # "shipped", "user" or "browsed"
     metrics: dict = field(default_factory=dict, compare=False, hash=False)
+    #: trained on observed, prepared mocks (noise, PSF) rather than idealised atlas pixels
+    observed: bool = False
 
     @property
     def label(self) -> str:
@@ -118,6 +122,7 @@ def read_bundle_info(folder: str | os.PathLike, origin: str = "browsed") -> Bund
         targets=tuple(str(t) for t in targets),
         origin=origin,
         metrics=meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {},
+        observed=trained_on_observations(meta.get("provenance") if isinstance(meta.get("provenance"), dict) else {}),
     )
 
 

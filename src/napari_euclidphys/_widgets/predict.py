@@ -324,6 +324,7 @@ class PredictWidget(QWidget):
             self.run_panel.set_status(str(err))
             return
         save_settings("predict", {"bundle": str(info.path)})
+        self._warn_mismatch(info, band_layers)
         self._pending = {"band_layers": band_layers, "shape": tuple(band_layers[0].data.shape)}
         found = self.sigma_layers() if self.sigma_check.isChecked() else None
         if found is None:
@@ -342,6 +343,17 @@ class PredictWidget(QWidget):
                              targets, n_draws, max(1000, int(self.chunk_pixels) // n_draws),
                              on_returned=self._on_prediction,
                              description=f"predicting with {info.name} and {n_draws} band-noise draws")
+
+    def _warn_mismatch(self, info, band_layers) -> None:
+        """A napari warning when the bundle was trained for the other kind of input (ideal vs observed)."""
+        from ..uncertainty import input_mismatch
+
+        observed_input = all((ly.metadata or {}).get("prepared") for ly in band_layers)
+        message = input_mismatch(info.name, info.observed, observed_input)
+        if message:
+            from napari.utils.notifications import show_warning
+
+            show_warning(message)
 
     def _on_prediction(self, prediction) -> None:
         """Main thread: turn the returned prediction into layers and metrics."""

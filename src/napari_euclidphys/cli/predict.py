@@ -571,6 +571,8 @@ def predict_files(bundle, band_paths, out, *, targets=None, chunk_pixels=1_000_0
     """
     import numpy as np
 
+    warn_if_mismatched(bundle, observed_input=False)
+
     from ..inference import predict_maps
     from ..io.safe import check_can_write, check_writable
     from ..progress import exhaust, run_with_progress
@@ -602,10 +604,7 @@ def predict_prepared_file(bundle, prepared_path, out, *, targets=None, n_draws=3
         raise CliError(f"--out {out} is the prepared input; choose another output file")
     check_can_write(out, overwrite)
     prep = read_prepared(prepared_path)
-    if not trained_on_observations(bundle):
-        log.warning("%s was trained on noise-free, PSF-free atlas pixels; on an observed galaxy its maps lose "
-                    "accuracy (Sigma* RMSE about 0.09 -> 0.15 dex at Wide depth, z 0.03: docs/observations.md) "
-                    "and its model sigma does not know the PSF. The band noise is propagated.", bundle.name)
+    warn_if_mismatched(bundle, observed_input=True)
     gen = predict_with_band_noise(bundle, prep.bands, prep.sigma, bad=~prep.usable, n_draws=n_draws, seed=seed,
                                   snr_min=snr_min, targets=targets)
     pred = run_with_progress(gen, desc=Path(out).name) if progress else exhaust(gen)
@@ -614,13 +613,20 @@ def predict_prepared_file(bundle, prepared_path, out, *, targets=None, n_draws=3
                            noise={"draws": n_draws, "seed": seed, "snr_min": snr_min})
 
 
+def warn_if_mismatched(bundle, observed_input: bool) -> None:
+    """Warn (stderr) when the bundle was trained for the other kind of input (idealised vs observed)."""
+    from ..uncertainty import input_mismatch
+
+    message = input_mismatch(bundle.name, trained_on_observations(bundle), observed_input)
+    if message:
+        _warn(message)
+
+
 def trained_on_observations(bundle) -> bool:
     """True when the bundle was trained on observed, prepared mocks (noise, PSF), as its provenance says."""
-    from ..observe.prepared import PREPARED_KIND
+    from ..uncertainty import trained_on_observations as from_provenance
 
-    provenance = bundle.provenance or {}
-    manifest = provenance.get("atlas_manifest") or {}
-    return bool(provenance.get("observation")) or (isinstance(manifest, dict) and manifest.get("kind") == PREPARED_KIND)
+    return from_provenance(bundle.provenance)
 
 
 def fits_header_with_pixsize(pixel_pc: float):
