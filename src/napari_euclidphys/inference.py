@@ -111,14 +111,19 @@ def predict_pixels(bundle, sb_block: np.ndarray, targets, calibrate: bool = True
 
 
 def predict_maps(bundle, bands, *, chunk_pixels: int = 1_000_000, targets=None,
-                 calibrate: bool = True) -> ProgressGenerator[MapPrediction]:
+                 calibrate: bool = True, sigma=None) -> ProgressGenerator[MapPrediction]:
     """Predict Σ⋆, Z⋆, t⋆ maps from a (4, ny, nx) band stack (MJy/sr), chunked; returns a MapPrediction.
 
     ``bands`` may be a numpy array, a memory map or a dask array (read slab by slab).  ``targets``
     restricts the prediction to some of the bundle's targets.  Yields one :class:`Progress` per slab.
     The uncertainty is calibrated (noise-free bands) when the bundle has a calibration and
-    ``calibrate`` is true.
+    ``calibrate`` is true.  A spatial (``cnn``) bundle predicts by overlapping tiles instead
+    (:meth:`napari_euclidphys.spatial.bundle.SpatialBundle.predict_iter`, one Progress per tile);
+    ``sigma`` (4, ny, nx) [MJy/sr] are the band σ maps it needs when trained on observed images.
     """
+    if getattr(bundle, "spatial", False):
+        _check_bands(bands)
+        return (yield from bundle.predict_iter(bands, sigma, targets=targets))
     ny, nx = _check_bands(bands)
     targets = _targets(bundle, targets)
     rows = max(1, int(chunk_pixels) // max(nx, 1))

@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "layout and write model bundles plus a report.")
     p.add_argument("--atlas", required=True, help="atlas folder (TNG{id}_O{k}_Euclid_{band}.fits + maps)")
     p.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
-    p.add_argument("--models", default="lr,rf,dnn", help="comma list of lr, rf, dnn (default: all)")
+    p.add_argument("--models", default="lr,rf,dnn",
+                   help="comma list of lr, rf, dnn (per-pixel) and cnn (the spatial U-Net, issue 15); "
+                        "default: lr,rf,dnn")
     p.add_argument("--features", default="bands", help="h | bands | colours | colours2 (default: bands)")
     p.add_argument("--targets", default=",".join(TARGETS), help="comma list of mass, metallicity, age")
     p.add_argument("--projections", default="O5", help="comma list (e.g. O1,O2) or 'all' (default: O5)")
@@ -62,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-leaf-nodes", type=int, default=None, help="RF leaves per tree bound")
     p.add_argument("--max-samples", type=int, default=None, help="RF pixels per tree (2 000 000)")
     p.add_argument("--max-train-pixels", type=int, default=None, help="seeded subsample of training pixels")
+    p.add_argument("--cnn-seconds", type=float, default=600.0,
+                   help="cnn: wall-time budget of the epoch loop in seconds (600)")
+    p.add_argument("--cnn-epochs", type=int, default=200, help="cnn: epoch limit (200)")
+    p.add_argument("--cnn-width", type=int, default=16, help="cnn: channels of the first U-Net block (16)")
+    p.add_argument("--cnn-patch", type=int, default=64, help="cnn: training patch side in pixels (64)")
+    p.add_argument("--cnn-patches", type=int, default=256, help="cnn: patches per epoch (256)")
     p.add_argument("--lofo", action="store_true", help="leave-one-band-out ΔRMSE for RF and DNN")
     p.add_argument("--colour-check", action="store_true", help="Appendix D: predict colours from bands")
     p.add_argument("--chained", action="store_true", help="also chained Σ⋆ → Z⋆ → t⋆, reported beside")
@@ -101,9 +109,14 @@ def _check_options(args) -> None:
             raise ValueError(f"--{name} must be at least {minimum}, got {value}")
 
     for name in ("n-estimators", "min-samples-leaf", "max-samples", "max-train-pixels", "max-epochs",
-                 "patience", "lr-patience", "dnn-members", "repeats"):
+                 "patience", "lr-patience", "dnn-members", "repeats", "cnn-epochs", "cnn-width", "cnn-patches"):
         positive(name, getattr(args, name.replace("-", "_")))
     positive("max-leaf-nodes", args.max_leaf_nodes, 2)
+    positive("cnn-patch", args.cnn_patch, 16)
+    if args.cnn_patch % 4:
+        raise ValueError(f"--cnn-patch must be a multiple of 4, got {args.cnn_patch}")
+    if not (math.isfinite(args.cnn_seconds) and args.cnn_seconds > 0):
+        raise ValueError(f"--cnn-seconds must be a positive number of seconds, got {args.cnn_seconds}")
     if args.cv_folds not in (0,) and args.cv_folds < 2:
         raise ValueError(f"--cv-folds must be 0 (off) or at least 2, got {args.cv_folds}")
     if args.projection_experiment < 0:
@@ -124,8 +137,7 @@ def _fail(message: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ..io.safe import OutputExistsError, atomic_dir, check_can_write
-    from ..progress import run_with_progress
-    from ..training import TrainingConfig, run_grid, train_models
+    from ..training import TrainingConfig
 
     from ..io.safe import OutputNotWritableError, OutputOverlapError, check_no_overlap, check_writable
 
@@ -152,8 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.scheduler:
             _check_scheduler(args.scheduler)
         projections = None if args.projections.strip().lower() == "all" else tuple(_csv(args.projections))
+        models = tuple(_csv(args.models))
+        spatial = "cnn" in models
+        pixel_models = tuple(m for m in models if m != "cnn")
+        if spatial and args.grid:
+            return _fail("--grid paper covers the per-pixel models only; train --models cnn separately")
         config = TrainingConfig(
-            models=tuple(_csv(args.models)), feature_set=args.features, targets=tuple(_csv(args.targets)),
+            models=pixel_models or ("lr",), feature_set=args.features, targets=tuple(_csv(args.targets)),
             projections=projections, test_fraction=args.test_fraction,
             validation_fraction=args.validation_fraction, repeats=args.repeats, seed=args.seed,
             clip_h=args.clip_h, model_params=_model_params(args), max_train_pixels=args.max_train_pixels,
@@ -173,8 +190,6 @@ def main(argv: list[str] | None = None) -> int:
                   + (" …" if len(missing_files) > 10 else "")) if missing_files else ""
     if incomplete:
         print(f"napari-euclidphys-train: warning: {atlas_dir}: {incomplete}", file=sys.stderr)
-
-    from ..report import write_report
 
     t0 = time.perf_counter()
     try:
@@ -198,22 +213,11 @@ def main(argv: list[str] | None = None) -> int:
                 if incomplete:
                     log.warning("atlas %s: %s", atlas.root, incomplete)
                 (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
-                gen = (run_grid(atlas, config) if args.grid == "paper" else train_models(atlas, config))
-                outcome = run_with_progress(_logged(gen), desc="train", disable=args.quiet)
-                grid = outcome if args.grid == "paper" else None
-                result = outcome.results[config.feature_set] if grid is not None and \
-                    config.feature_set in outcome.results else (outcome.results["bands"] if grid else outcome)
-                for kind, bundle in result.bundles.items():
-                    bundle.save(tmp / "models" / kind)
-                    log.info("saved bundle %s", f"models/{kind}")
-                report = write_report(result, tmp / "report", grid=grid, figures=not args.no_figures)
-                if args.projection_experiment:
-                    _projection_experiment(atlas, config, args.projection_experiment, tmp / "report", args.quiet)
-                for r in result.summary("test"):
-                    log.info("test %-12s %-11s R2=%.4f RMSE=%.4f NMAD=%.4f f_out=%.4f bias=%+.4f rho=%.4f",
-                             r["model"], r["target"], r["r2"], r["rmse"], r["nmad"], r["f_out"], r["bias"],
-                             r["pearson_r"])
-                log.info("finished in %.1f s; report %s", time.perf_counter() - t0, report.relative_to(tmp))
+                test_ids = None
+                if pixel_models:
+                    test_ids = _train_pixel_models(atlas, config, args, tmp, t0)
+                if spatial:
+                    _train_spatial_model(atlas, config, args, tmp, test_ids)
             finally:
                 root_logger.removeHandler(handler)
                 root_logger.removeHandler(console)
@@ -222,8 +226,67 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(err))
     except ValueError as err:
         return _fail(str(err))
-    print(f"napari-euclidphys-train: wrote {out} (report: {out / 'report' / 'report.md'})")
+    report = out / "report" / ("report.md" if pixel_models else "cnn.md")
+    print(f"napari-euclidphys-train: wrote {out} (report: {report})")
     return 0
+
+
+def _train_pixel_models(atlas, config, args, tmp, t0):
+    """The per-pixel models (LR/RF/DNN) as before issue 15; returns the test galaxy ids."""
+    from ..progress import run_with_progress
+    from ..report import write_report
+    from ..training import run_grid, train_models
+
+    gen = (run_grid(atlas, config) if args.grid == "paper" else train_models(atlas, config))
+    outcome = run_with_progress(_logged(gen), desc="train", disable=args.quiet)
+    grid = outcome if args.grid == "paper" else None
+    result = outcome.results[config.feature_set] if grid is not None and \
+        config.feature_set in outcome.results else (outcome.results["bands"] if grid else outcome)
+    for kind, bundle in result.bundles.items():
+        bundle.save(tmp / "models" / kind)
+        log.info("saved bundle %s", f"models/{kind}")
+    report = write_report(result, tmp / "report", grid=grid, figures=not args.no_figures)
+    if args.projection_experiment:
+        _projection_experiment(atlas, config, args.projection_experiment, tmp / "report", args.quiet)
+    for r in result.summary("test"):
+        log.info("test %-12s %-11s R2=%.4f RMSE=%.4f NMAD=%.4f f_out=%.4f bias=%+.4f rho=%.4f",
+                 r["model"], r["target"], r["r2"], r["rmse"], r["nmad"], r["f_out"], r["bias"],
+                 r["pearson_r"])
+    log.info("finished in %.1f s; report %s", time.perf_counter() - t0, report.relative_to(tmp))
+    return result.split.test_ids
+
+
+def _train_spatial_model(atlas, config, args, tmp, test_ids) -> None:
+    """The spatial model (``--models cnn``): same split as the per-pixel models (their test galaxies
+    when they were trained in this run, else ``split_galaxies`` with the same seed and fraction);
+    bundle ``models/cnn``, test metrics in ``report/cnn.md`` and ``report/cnn_metrics.json``."""
+    from ..progress import run_with_progress
+    from ..spatial.training import SpatialConfig, evaluate_spatial, train_spatial
+
+    t0 = time.perf_counter()
+    sconfig = SpatialConfig(width=args.cnn_width, patch=args.cnn_patch, patches_per_epoch=args.cnn_patches,
+                            max_epochs=args.cnn_epochs, max_seconds=args.cnn_seconds, seed=args.seed,
+                            split_seed=args.seed, test_fraction=args.test_fraction,
+                            test_galaxy_ids=tuple(test_ids) if test_ids is not None else None,
+                            projections=config.projections, targets=config.targets, clip_h=config.clip_h,
+                            patience=max(10, args.cnn_epochs))
+    result = run_with_progress(_logged(train_spatial(atlas, sconfig)), desc="train cnn", disable=args.quiet)
+    metrics = evaluate_spatial(result.bundle, atlas, result.test_ids, projections=config.projections or ("O5",))
+    result.bundle.metrics = {"test": metrics, "history": result.history}
+    result.bundle.save(tmp / "models" / "cnn")
+    log.info("saved bundle models/cnn (%d epochs, %.0f s)", len(result.history), result.seconds)
+    (tmp / "report").mkdir(exist_ok=True)
+    lines = ["# Spatial model (cnn): held-out test galaxies\n",
+             f"Test galaxies: {', '.join(str(g) for g in result.test_ids)}; {len(result.history)} epochs in "
+             f"{result.seconds:.0f} s.\n", "| Target | R² | RMSE [dex] | f_out | bias [dex] | pixels |",
+             "|---|---|---|---|---|---|"]
+    for t, m in metrics.items():
+        lines.append(f"| {t} | {m['r2']:.4f} | {m['rmse']:.4f} | {m['f_out']:.4f} | {m['bias']:+.4f} | {m['n']} |")
+        log.info("test %-12s %-11s R2=%.4f RMSE=%.4f f_out=%.4f bias=%+.4f", "cnn", t, m["r2"], m["rmse"],
+                 m["f_out"], m["bias"])
+    (tmp / "report" / "cnn.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp / "report" / "cnn_metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    log.info("cnn finished in %.1f s", time.perf_counter() - t0)
 
 
 #: Seconds to wait for a dask.distributed scheduler given with --scheduler.

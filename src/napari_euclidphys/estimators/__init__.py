@@ -12,10 +12,16 @@ import os
 
 from ..estimators._base import Estimator, ModelFileError, read_meta
 
-__all__ = ["ESTIMATOR_KINDS", "Estimator", "ModelFileError", "make_estimator", "estimator_class", "load_estimator"]
+__all__ = ["ESTIMATOR_KINDS", "SPATIAL_KINDS", "MODEL_KINDS", "Estimator", "ModelFileError", "make_estimator", "estimator_class", "load_estimator"]
 
 #: Estimator kinds: OLS linear regression, random forest, dense neural network.
 ESTIMATOR_KINDS = ("lr", "rf", "dnn")
+#: Image-level (spatial) model kinds: ``cnn``, the U-Net of :mod:`napari_euclidphys.spatial` (issue 15).
+#: They map whole images, not feature rows, so they are not :class:`Estimator` s: train them with
+#: :func:`napari_euclidphys.spatial.training.train_spatial`, load them with ``ModelBundle.load``.
+SPATIAL_KINDS = ("cnn",)
+#: Every model kind ``napari-euclidphys-train --models`` accepts.
+MODEL_KINDS = ESTIMATOR_KINDS + SPATIAL_KINDS
 
 
 def estimator_class(kind: str) -> type[Estimator]:
@@ -32,6 +38,9 @@ def estimator_class(kind: str) -> type[Estimator]:
         from ..estimators.dnn import DenseNetworkEstimator
 
         return DenseNetworkEstimator
+    if kind in SPATIAL_KINDS:
+        raise ValueError(f"{kind!r} is an image-level (spatial) model, not a per-pixel estimator; train it with "
+                         "napari_euclidphys.spatial.training.train_spatial and load its bundle with ModelBundle.load")
     raise ValueError(f"unknown model kind {kind!r}; choose one of {ESTIMATOR_KINDS}")
 
 

@@ -11,6 +11,10 @@ Layout of a bundle folder::
                              ``numpy.load(allow_pickle=False)`` and checked node by node
     model_<target>.keras     Keras network (DNN; ``model_<target>_m<i>.keras`` for an ensemble),
                              read by ``keras.saving.load_model(safe_mode=True)``
+
+A bundle whose ``bundle.json`` says ``"kind": "cnn"`` holds the spatial model instead (one network for
+all targets, ``network.h5``); :meth:`ModelBundle.load` returns a
+:class:`napari_euclidphys.spatial.bundle.SpatialBundle` for it, checked by the same rules.
     MODEL_CARD.md            optional human description
 
 :meth:`ModelBundle.load` refuses — with a :class:`BundleError` naming the file and the reason — a
@@ -418,6 +422,10 @@ class ModelBundle:
         if not os.path.lexists(meta_path):
             raise BundleError(f"{meta_path}: missing; {path} is not a model bundle")
         raw, meta = read_json_file(meta_path, "bundle.json")
+        if isinstance(meta, dict) and meta.get("kind") == "cnn":  # the spatial model (issue 15)
+            from ..spatial.bundle import SpatialBundle
+
+            return SpatialBundle.load(path, raw=raw, meta=meta)
         _refuse(validate_bundle_meta(meta, meta_path))  # the whole schema, before any file is read
         # every file: pickles are never accepted; model-like files must be listed and hashed
         files = meta.get("files")
