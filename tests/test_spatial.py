@@ -224,3 +224,22 @@ def test_cli_trains_the_cnn_kind(toy_atlas, tmp_path):
     assert "| mass |" in (out / "report" / "cnn.md").read_text()
     assert main(["--atlas", str(toy_atlas), "--out", str(tmp_path / "x"), "--models", "cnn",
                  "--cnn-patch", "30"]) == 2
+
+
+def test_dask_mosaic_prediction_equals_whole_image():
+    import dask.array as da
+
+    from napari_euclidphys.inference import predict_map_dask
+
+    b = random_bundle(uses_sigma=True, seed=6)
+    rng = np.random.default_rng(7)
+    bands = rng.uniform(0.1, 5.0, (4, 140, 150)).astype(np.float32)
+    sigma = rng.uniform(0.01, 0.1, (4, 140, 150)).astype(np.float32)
+    whole = exhaust(b.predict_iter(bands, sigma))
+    lazy = predict_map_dask(b, da.from_array(bands), block_rows=32, sigma_dask=da.from_array(sigma))
+    assert lazy.stack.numblocks[1:] == (2, 2)  # 140 = 64 + 76, 150 = 64 + 86 (short last pieces joined)
+    got = lazy.stack.compute()
+    for i, t in enumerate(lazy.targets):
+        np.testing.assert_allclose(got[i], whole.log_maps[t], rtol=1e-5, atol=1e-5)  # float32 rounding only
+        np.testing.assert_allclose(got[3 + i], whole.uncertainty[t], rtol=1e-4)
+    np.testing.assert_array_equal(got[6].astype(np.uint8), whole.flags)

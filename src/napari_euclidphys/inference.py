@@ -180,16 +180,21 @@ class DaskMapPrediction:
         return self.stack[2 * len(self.targets)].astype(np.uint8)
 
 
-def predict_map_dask(bundle, bands_dask, targets=None, block_rows: int | None = None) -> DaskMapPrediction:
+def predict_map_dask(bundle, bands_dask, targets=None, block_rows: int | None = None,
+                     sigma_dask=None) -> DaskMapPrediction:
     """Lazy block-by-block prediction with ``dask.array`` (bounded memory for any mosaic size).
 
     ``bands_dask`` (4, ny, nx) MJy/sr — a dask array (or anything ``dask.array.asarray`` accepts);
-    it is rechunked so each block holds all four bands (and ``block_rows`` rows, if given).
+    it is rechunked so each block holds all four bands (and ``block_rows`` rows, if given).  A
+    spatial (``cnn``) bundle runs on overlapping blocks instead (:func:`_spatial_dask`; its band σ
+    maps ``sigma_dask`` when it was trained on observed images).
     """
     import dask.array as da
 
     _check_bands(bands_dask)
     targets = _targets(bundle, targets)
+    if getattr(bundle, "spatial", False):
+        return _spatial_dask(bundle, bands_dask, targets, block_rows, sigma_dask)
     bands_dask = da.asarray(bands_dask)
     chunks = {0: len(BANDS)}
     if block_rows:
@@ -206,3 +211,47 @@ def predict_map_dask(bundle, bands_dask, targets=None, block_rows: int | None = 
     stack = da.map_blocks(block, bands_dask, dtype=np.float32,
                           chunks=((n_out,), *bands_dask.chunks[1:]), meta=np.empty((0, 0, 0), np.float32))
     return DaskMapPrediction(stack=stack, targets=targets, bundle_name=bundle.name, bundle_sha256=bundle.sha256)
+
+
+def _spatial_dask(bundle, bands_dask, targets, block_rows, sigma_dask) -> DaskMapPrediction:
+    """A spatial bundle through ``dask.array.map_overlap``: square blocks of ``block_rows`` (default
+    1024, rounded to a multiple of 2^levels so that the pooling grid stays aligned) overlapping by
+    the tile halo; zero beyond the mosaic edge is the network's "empty sky" padding.  Equal to
+    the whole-image prediction (tested)."""
+    import dask.array as da
+
+    from .progress import exhaust
+    from .spatial.network import receptive_radius
+    from .spatial.tiles import halo_for
+
+    if bundle.uses_sigma and sigma_dask is None:
+        raise ValueError(f"bundle {bundle.name!r} was trained on observed images and needs their band σ maps")
+    m = bundle.spec.multiple
+    halo = halo_for(receptive_radius(bundle.spec), m)
+    side = max(2 * halo, (int(block_rows or 1024) // m) * m)
+
+    def sizes(n):  # multiples of 2^levels; a last piece shorter than the halo joins its neighbour
+        out = [side] * (n // side) + ([n % side] if n % side else [])
+        if len(out) > 1 and out[-1] < halo:
+            out[-2:] = [out[-2] + out[-1]]
+        return tuple(out)
+
+    parts = [da.asarray(bands_dask, dtype=np.float32)]
+    if bundle.uses_sigma:
+        parts.append(da.asarray(sigma_dask, dtype=np.float32))
+    stack = da.concatenate(parts, axis=0)
+    stack = stack.rechunk((stack.shape[0], sizes(stack.shape[1]), sizes(stack.shape[2])))
+    # beyond the mosaic the blocks pad themselves with the same "empty sky"; overlap only between blocks
+    depth = {0: 0, 1: halo if len(stack.chunks[1]) > 1 else 0, 2: halo if len(stack.chunks[2]) > 1 else 0}
+    n_out = 2 * len(targets) + 1
+    nb = len(BANDS)
+
+    def block(blk):
+        pred = exhaust(bundle.predict_iter(blk[:nb], blk[nb:] if bundle.uses_sigma else None, targets=targets))
+        return np.stack([*(pred.log_maps[t] for t in targets), *(pred.uncertainty[t] for t in targets),
+                         pred.flags.astype(np.float32)])
+
+    out = da.map_overlap(block, stack, depth=depth, boundary=0, trim=True,
+                         dtype=np.float32, chunks=((n_out,), *stack.chunks[1:]),
+                         meta=np.empty((0, 0, 0), np.float32))
+    return DaskMapPrediction(stack=out, targets=targets, bundle_name=bundle.name, bundle_sha256=bundle.sha256)
