@@ -243,3 +243,32 @@ def test_dask_mosaic_prediction_equals_whole_image():
         np.testing.assert_allclose(got[i], whole.log_maps[t], rtol=1e-5, atol=1e-5)  # float32 rounding only
         np.testing.assert_allclose(got[3 + i], whole.uncertainty[t], rtol=1e-4)
     np.testing.assert_array_equal(got[6].astype(np.uint8), whole.flags)
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_predict_cli_writes_maps_of_a_cnn_bundle(tmp_path, use_dask):
+    from astropy.io import fits
+
+    from napari_euclidphys import BANDS
+    from napari_euclidphys.cli.predict import main
+
+    from .conftest import celestial_header
+
+    b = random_bundle(seed=8)
+    b.save(tmp_path / "cnn")
+    bands = np.random.default_rng(9).uniform(0.3, 5.0, (4, 40, 40)).astype(np.float32)
+    paths = []
+    for band, data in zip(BANDS, bands):
+        p = tmp_path / f"gal_{band}.fits"
+        fits.PrimaryHDU(data, header=celestial_header(data.shape, FILTER=f"Euclid_{band}")).writeto(p)
+        paths.append(str(p))
+    out = tmp_path / "maps.fits"
+    args = ["--model", str(tmp_path / "cnn"), "--bands", *paths, "--out", str(out), "--quiet"]
+    assert main(args + (["--dask"] if use_dask else [])) == 0
+    expected = exhaust(b.predict_iter(bands))
+    with fits.open(out) as hdul:
+        names = [h.name for h in hdul]
+        mass = next(h for h in hdul if "MASS" in h.name and "SIG" not in h.name and "ERR" not in h.name)
+        assert hdul[0].header.get("MODKIND", hdul[mass.name].header.get("MODKIND")) in ("cnn", None)
+        ok = np.isfinite(expected.maps["mass"])
+        np.testing.assert_allclose(np.asarray(mass.data, np.float64)[ok], expected.maps["mass"][ok], rtol=1e-4), names

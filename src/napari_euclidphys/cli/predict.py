@@ -605,6 +605,16 @@ def predict_prepared_file(bundle, prepared_path, out, *, targets=None, n_draws=3
     check_can_write(out, overwrite)
     prep = read_prepared(prepared_path)
     warn_if_mismatched(bundle, observed_input=True)
+    if getattr(bundle, "spatial", False):  # the spatial model takes the σ maps as inputs (no Monte Carlo)
+        import numpy as np
+
+        from ..inference import predict_maps
+
+        bands = np.where(prep.usable[None], prep.bands, np.nan).astype(np.float32)
+        gen = predict_maps(bundle, bands, sigma=prep.sigma, targets=targets)
+        pred = run_with_progress(gen, desc=Path(out).name) if progress else exhaust(gen)
+        reference = types.SimpleNamespace(wcs=prep.wcs, header=fits_header_with_pixsize(prep.pixel_pc))
+        return write_maps_fits(out, pred, bundle, reference=reference, inputs=[prepared_path], overwrite=overwrite)
     gen = predict_with_band_noise(bundle, prep.bands, prep.sigma, bad=~prep.usable, n_draws=n_draws, seed=seed,
                                   snr_min=snr_min, targets=targets)
     pred = run_with_progress(gen, desc=Path(out).name) if progress else exhaust(gen)

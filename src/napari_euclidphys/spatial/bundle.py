@@ -56,6 +56,9 @@ class SpatialBundle:
 
     kind = SPATIAL_KIND
     spatial = True
+    #: What the FEATSET card of a maps file says for this model: the log bands (and σ) of each pixel's
+    #: neighbourhood, not a per-pixel feature set.
+    feature_set = "bands+nbr"
 
     def __init__(self, spec: UNetSpec, weights: dict, scaling: ChannelScaling, target_ranges: dict,
                  clip_h: float, name: str, uses_sigma: bool = False, provenance: dict | None = None,

@@ -268,6 +268,8 @@ def train_spatial(atlas, config: SpatialConfig | None = None, *, name: str | Non
                   "split_seed": config.split_seed, "test_fraction": config.test_fraction,
                   "epochs": len(history), "best_val_loss": best, "train_seconds": seconds,
                   "observed_atlas": bool(is_observed_atlas(atlas))}
+    if is_observed_atlas(atlas):  # what napari_euclidphys.uncertainty.trained_on_observations reads
+        provenance["observation"] = (atlas.manifest or {}).get("observation") or {"prepared": True}
     bundle = SpatialBundle(spec, best_weights, scaling, ranges, config.clip_h,
                            name=name or f"euclidphys-cnn-{'wide-' if use_sigma else ''}w{config.width}",
                            uses_sigma=use_sigma, provenance=provenance)
