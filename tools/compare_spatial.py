@@ -114,9 +114,18 @@ def _compare(args) -> int:
                     pred[lab].setdefault((name, t), []).append(p.log_maps[t][sel])
         print(f"TNG{gid} done", flush=True)
     rows = []
+    rng = np.random.default_rng(12345)
+    n_img = len(entries)
+    boots = [rng.integers(0, n_img, n_img) for _ in range(args.bootstrap)]
     for lab in bundles:
         for (name, t), parts in pred[lab].items():
             m = regression_metrics(np.concatenate(true[(name, t)]), np.concatenate(parts))
+            if name == "all" and args.bootstrap:
+                # spread over the test galaxies: resample whole galaxies (same resamples for every model)
+                bs = [regression_metrics(np.concatenate([true[(name, t)][i] for i in idx]),
+                                         np.concatenate([parts[i] for i in idx])) for idx in boots]
+                m["rmse_boot_std"] = float(np.std([b["rmse"] for b in bs]))
+                m["r2_boot_std"] = float(np.std([b["r2"] for b in bs]))
             rows.append({"model": lab, "region": name, "target": t, **m})
     out = {"atlas": str(atlas.root), "observed": observed, "n_images": len(entries),
            "bundles": {lab: str(b.path) for lab, b in bundles.items()},
@@ -148,6 +157,7 @@ def main(argv=None) -> int:
     c.add_argument("--atlas", required=True)
     c.add_argument("--bundle", action="append", required=True, help="label=path")
     c.add_argument("--galaxies", default=None, help="comma list of galaxy ids (default: all)")
+    c.add_argument("--bootstrap", type=int, default=200, help="galaxy bootstrap resamples (0 = none)")
     c.add_argument("--out", required=True)
     args = p.parse_args(argv)
     return _train(args) if args.cmd == "train" else _compare(args)
