@@ -272,3 +272,20 @@ def test_predict_cli_writes_maps_of_a_cnn_bundle(tmp_path, use_dask):
         assert hdul[0].header.get("MODKIND", hdul[mass.name].header.get("MODKIND")) in ("cnn", None)
         ok = np.isfinite(expected.maps["mass"])
         np.testing.assert_allclose(np.asarray(mass.data, np.float64)[ok], expected.maps["mass"][ok], rtol=1e-4), names
+
+
+def test_band_noise_path_feeds_sigma_to_an_observation_trained_cnn():
+    from napari_euclidphys.propagation import FLAG_LOW_SNR, predict_with_band_noise
+
+    b = random_bundle(uses_sigma=True, seed=10)
+    rng = np.random.default_rng(11)
+    bands = rng.uniform(0.6, 5.0, (4, 24, 24)).astype(np.float32)
+    sigma = np.full_like(bands, 0.05)
+    sigma[3, :4] = 1.0  # H_E S/N < 5 in the first rows
+    bad = np.zeros((24, 24), bool)
+    bad[-1] = True
+    pred = exhaust(predict_with_band_noise(b, bands, sigma, bad=bad))
+    direct = exhaust(b.predict_iter(np.where(bad[None], np.nan, bands), sigma))
+    np.testing.assert_array_equal(pred.log_maps["age"], direct.log_maps["age"])
+    assert np.all(pred.flags[:4] & FLAG_LOW_SNR) and not np.any(pred.flags[4:-1] & FLAG_LOW_SNR)
+    assert np.all(np.isnan(pred.log_maps["mass"][-1]))

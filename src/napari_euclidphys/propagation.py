@@ -62,10 +62,24 @@ def predict_with_band_noise(
     ``uncertainty`` is the total σ [dex] — mapped through the bundle's calibration at each pixel's H_E
     S/N when it has one and ``calibrate`` is true — and whose ``aleatoric`` / ``epistemic`` hold the two
     raw parts.
+
+    A spatial (``cnn``) bundle trained on observed images takes the σ maps as inputs instead: its
+    Gaussian head already gives the total σ, so no noise draws are made (``n_draws`` and ``seed`` are
+    unused); low-S/N pixels are flagged as for the per-pixel models.
     """
     ny, nx = _check_bands(bands)
     if np.shape(sigma) != (len(BANDS), ny, nx):
         raise ValueError(f"sigma must have the bands' shape {(len(BANDS), ny, nx)}, got {np.shape(sigma)}")
+    if getattr(bundle, "spatial", False):
+        slab = np.array(bands, dtype=np.float32)
+        if bad is not None:
+            slab[:, np.asarray(bad)] = np.nan
+        pred = yield from bundle.predict_iter(slab, np.asarray(sigma, np.float32), targets=targets)
+        sig = np.nan_to_num(np.asarray(sigma[_H], dtype=np.float32), nan=0.0)
+        with np.errstate(invalid="ignore"):
+            low = ((pred.flags & FLAG_MASKED) == 0) & ~(slab[_H] >= snr_min * sig)
+        pred.flags[low] |= FLAG_LOW_SNR
+        return pred
     if not (isinstance(n_draws, (int, np.integer)) and n_draws >= 2):
         raise ValueError(f"n_draws must be an integer >= 2, got {n_draws!r}")
     targets = _targets(bundle, targets)
