@@ -47,8 +47,9 @@ class SpatialBundle:
     spec : UNetSpec of the network
     weights : layer name -> (kernel, bias) float32 arrays
     scaling : ChannelScaling of the raw input channels (log10 MJy/sr)
-    target_ranges : target -> (lo, hi) of log10 target on the training pixels (dex); the network's
-        scaled outputs are mapped back by ``lo + out × (hi − lo)``
+    target_ranges : target -> (lo, hi): log10 target values [dex] at network outputs 0 and 1 (the
+        training mean and mean + 1 std); outputs are mapped back by ``lo + out × (hi − lo)`` and σ by
+        ``exp(log σ) × (hi − lo)``
     clip_h : H_E clip [MJy/sr]; pixels at or below it are NaN (flag 1) in the outputs, as for the
         per-pixel models (their neighbours are still used as inputs)
     uses_sigma : whether the band σ maps are inputs (observation-trained models)

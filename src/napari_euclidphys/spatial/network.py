@@ -3,8 +3,8 @@
 Architecture (:class:`UNetSpec`): ``levels`` encoder blocks of two 3×3 convolutions (ReLU, 'same'
 zero padding) each followed by 2×2 max pooling, a bottleneck block, and ``levels`` decoder blocks
 (nearest ×2 upsampling, concatenation ``[upsampled, skip]``, two 3×3 convolutions); widths
-``width × 2^level``.  A 1×1 head gives ``2 T`` channels per pixel: T means (the targets min–max
-scaled to [0, 1] on their training range) and T log σ (σ in the same scaled units) — the Gaussian
+``width × 2^level``.  A 1×1 head gives ``2 T`` channels per pixel: T means (the targets standardised
+on the training pixels) and T log σ (σ in the same scaled units) — the Gaussian
 negative-log-likelihood head of :mod:`napari_euclidphys.spatial.training`.
 
 Prediction never calls Keras: :func:`forward` applies the weights (plain float32 arrays, see
