@@ -219,7 +219,7 @@ def train_spatial(atlas, config: SpatialConfig | None = None, *, name: str | Non
     scaling = ChannelScaling.fit(samples)
     truth = np.concatenate([t[m] for t, m in zip(train.truth, train.mask)])
     # standardised targets: network output 0 ↔ the training mean, 1 ↔ mean + 1 std (dex).  Centred
-    # targets converge much faster than min–max scaled ones within a CPU budget (measured: issue 15).
+    # targets start where a freshly initialised network outputs (≈ 0), which matters in a short CPU budget.
     mu, sd = truth.mean(axis=0), truth.std(axis=0)
     ranges = {t: (float(mu[i]), float(mu[i] + (sd[i] if sd[i] > 0 else 1.0))) for i, t in enumerate(config.targets)}
     lo = np.asarray([r[0] for r in ranges.values()], np.float32)
