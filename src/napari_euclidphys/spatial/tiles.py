@@ -40,9 +40,12 @@ def predict_tiled(apply: Callable[[np.ndarray], np.ndarray], x: np.ndarray, *, r
     ny, nx, c = x.shape
     halo = halo_for(radius, multiple)
     tile = max(multiple, (int(tile) // multiple) * multiple)
-    ty, tx = -(-ny // tile), -(-nx // tile)
+    # per axis, no larger than the image (rounded up to the pooling multiple): less padding to compute
+    sy = min(tile, -(-ny // multiple) * multiple)
+    sx = min(tile, -(-nx // multiple) * multiple)
+    ty, tx = -(-ny // sy), -(-nx // sx)
     pad = np.asarray(pad_value, np.float32).reshape(1, 1, c)
-    full = np.empty((halo + ty * tile + halo, halo + tx * tile + halo, c), np.float32)
+    full = np.empty((halo + ty * sy + halo, halo + tx * sx + halo, c), np.float32)
     full[...] = pad
     full[halo:halo + ny, halo:halo + nx] = x
     out = np.empty((ny, nx, n_out), np.float32)
@@ -51,12 +54,12 @@ def predict_tiled(apply: Callable[[np.ndarray], np.ndarray], x: np.ndarray, *, r
     k = 0
     for iy in range(ty):
         for ix in range(tx):
-            y0, x0 = iy * tile, ix * tile
-            # core [y0, y0+tile) of the image sits at [halo+y0, ...) of `full`
-            window = full[y0:y0 + tile + 2 * halo, x0:x0 + tile + 2 * halo]
+            y0, x0 = iy * sy, ix * sx
+            # core [y0, y0+sy) of the image sits at [halo+y0, ...) of `full`
+            window = full[y0:y0 + sy + 2 * halo, x0:x0 + sx + 2 * halo]
             res = apply(window[None])[0]
-            core = res[halo:halo + tile, halo:halo + tile]
-            h, w = min(tile, ny - y0), min(tile, nx - x0)
+            core = res[halo:halo + sy, halo:halo + sx]
+            h, w = min(sy, ny - y0), min(sx, nx - x0)
             out[y0:y0 + h, x0:x0 + w] = core[:h, :w]
             k += 1
             yield Progress(k, n_tiles, f"tile {k}/{n_tiles}")
