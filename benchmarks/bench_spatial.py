@@ -43,7 +43,8 @@ def main(argv=None) -> int:
     p.add_argument("--atlas", default="/tmp/ep13/test")
     p.add_argument("--side", type=int, default=1600)
     p.add_argument("--repeat", type=int, default=1)
-    p.add_argument("--keras", action="store_true")
+    p.add_argument("--keras", action="store_true", help="also the keras engine and keras.predict (imports TF)")
+    p.add_argument("--skip-numpy", action="store_true", help="skip the (slow) numpy engine")
     args = p.parse_args(argv)
     atlas = open_atlas(args.atlas)
     gid, proj = atlas.entries(("O5",))[0]
@@ -54,11 +55,14 @@ def main(argv=None) -> int:
     if cnn.uses_sigma:
         raise SystemExit("benchmark an idealised cnn bundle (no σ inputs)")
     res = {"side": args.side, "load_avg": os.getloadavg()[0], "cnn_spec": cnn.spec.to_dict()}
-    for tile in (256, 512):
+    for tile in () if args.skip_numpy else (256, 512):
         t, _ = best(lambda: exhaust(cnn.predict_iter(bands, tile=tile)), args.repeat)
         res[f"cnn_numpy_tile{tile}_s"] = t
         print(f"cnn numpy tiles {tile}²: {t:.1f} s ({args.side ** 2 / t / 1e6:.3f} Mpix/s)", flush=True)
     if args.keras:
+        t, _ = best(lambda: exhaust(cnn.predict_iter(bands, engine="keras")), args.repeat)
+        res["cnn_keras_engine_tile256_s"] = t
+        print(f"cnn keras engine, tiles 256²: {t:.1f} s ({args.side ** 2 / t / 1e6:.3f} Mpix/s)", flush=True)
         from napari_euclidphys.spatial.inputs import raw_channels
         from napari_euclidphys.spatial.network import build_keras, layer_names
 

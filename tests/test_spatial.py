@@ -289,3 +289,14 @@ def test_band_noise_path_feeds_sigma_to_an_observation_trained_cnn():
     np.testing.assert_array_equal(pred.log_maps["age"], direct.log_maps["age"])
     assert np.all(pred.flags[:4] & FLAG_LOW_SNR) and not np.any(pred.flags[4:-1] & FLAG_LOW_SNR)
     assert np.all(np.isnan(pred.log_maps["mass"][-1]))
+
+
+def test_keras_engine_equals_numpy_engine():
+    b = random_bundle(seed=12)
+    bands = np.random.default_rng(13).uniform(0.3, 5.0, (4, 50, 70)).astype(np.float32)
+    a = exhaust(b.predict_iter(bands))
+    k = exhaust(b.predict_iter(bands, engine="keras", tile=32))
+    for t in b.targets:
+        np.testing.assert_allclose(k.log_maps[t], a.log_maps[t], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="engine"):
+        exhaust(b.predict_iter(bands, engine="torch"))
