@@ -49,10 +49,10 @@ def _drive(gen):
         return stop.value
 
 
-def _regions(atlas, gid, proj, shape):
+def _regions(atlas, gid, proj, shape, catalogue=None):
     """name -> bool (ny, nx) region masks of one image from the catalogue (see module docstring)."""
     cat = {}
-    path = Path(atlas.root) / "catalogue.csv"
+    path = Path(catalogue) if catalogue else Path(atlas.root) / "catalogue.csv"
     with open(path) as fh:
         for row in csv.DictReader(fh):
             cat[int(row["subhalo_id"])] = row
@@ -96,7 +96,7 @@ def _compare(args) -> int:
     for gid, proj in entries:
         imgs = load_images(atlas, [(gid, proj)], targets, 0.55, observed)
         mask = imgs.mask[0]
-        regions = _regions(atlas, gid, proj, mask.shape)
+        regions = _regions(atlas, gid, proj, mask.shape, args.catalogue)
         for name, reg in regions.items():
             sel = mask & reg
             for j, t in enumerate(targets):
@@ -156,6 +156,9 @@ def main(argv=None) -> int:
     c = sub.add_parser("compare")
     c.add_argument("--atlas", required=True)
     c.add_argument("--bundle", action="append", required=True, help="label=path")
+    c.add_argument("--catalogue", default=None,
+                   help="catalogue.csv with r_e_kpc, n_arms, incl_O5 (default: the atlas's; an observed atlas "
+                        "has none: give its source atlas's)")
     c.add_argument("--galaxies", default=None, help="comma list of galaxy ids (default: all)")
     c.add_argument("--bootstrap", type=int, default=200, help="galaxy bootstrap resamples (0 = none)")
     c.add_argument("--out", required=True)
