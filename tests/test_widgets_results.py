@@ -10,6 +10,7 @@ import pytest
 
 from napari_euclidphys import BANDS, TARGETS
 from napari_euclidphys._layers import band_layer_data, display_rows, map_layer_data, to_display
+from napari_euclidphys import catalog
 from napari_euclidphys._widgets import _bundles
 from napari_euclidphys._widgets._profile_data import (
     combined_table,
@@ -56,7 +57,7 @@ def _fake_bundle(folder, name, kind="lr", targets=("mass", "age")):
 def test_available_bundles_lists_user_and_registered_folders(tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_EUCLIDPHYS_BUNDLE_DIR", str(tmp_path / "user"))
     monkeypatch.setattr(_bundles, "_EXTRA_DIRS", [])
-    monkeypatch.setattr(_bundles, "shipped_bundle_dirs", lambda: [])
+    monkeypatch.setattr(catalog, "shipped_bundle_dirs", lambda: [])
     _fake_bundle(tmp_path / "user" / "b-one", "one", "rf")
     _fake_bundle(tmp_path / "user" / ".b-two.part", "half-written")  # atomic_dir temporary: ignored
     (tmp_path / "user" / "not-a-bundle").mkdir()

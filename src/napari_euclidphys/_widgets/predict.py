@@ -44,7 +44,9 @@ from .. import BANDS, TARGETS
 from .._layers import BAND_LABELS, TARGET_DISPLAY, display_rows, robust_limits
 from ..progress import Progress
 
-from ._bundles import BundleInfo, available_bundles, on_bundles_changed, read_bundle_info, register_bundle_dir
+from ..catalog import BundleNotFoundError
+from ._bundles import (BundleInfo, available_bundles, on_bundles_changed, read_bundle_info, register_bundle_dir,
+                       resolve_bundle)
 from ._results import (FLAG_LOW_SNR, band_layer_for, band_sigma_layers, bands_from_layers, find_truth_layer,
                        prediction_layer_data)
 from ._combos import refill_combo
@@ -261,9 +263,14 @@ class PredictWidget(QWidget):
     def current_bundle(self) -> BundleInfo | None:
         return self.bundle_combo.currentData()
 
-    def select_bundle(self, path) -> bool:
-        """Select the bundle at ``path`` (registering its folder if it is not listed yet)."""
-        path = Path(path).resolve()
+    def select_bundle(self, spec) -> bool:
+        """Select the bundle ``spec`` names (a folder, a bundle name or a short name such as ``rf``,
+        resolved like ``--model`` by :func:`napari_euclidphys.catalog.resolve_bundle`); a folder not
+        listed yet is registered."""
+        try:
+            path = resolve_bundle(spec).resolve()
+        except BundleNotFoundError:
+            return False
         for i in range(self.bundle_combo.count()):
             info = self.bundle_combo.itemData(i)
             if info is not None and info.path.resolve() == path:

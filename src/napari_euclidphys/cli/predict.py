@@ -71,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="napari-euclidphys-predict",
         description="Predict stellar mass surface density, metallicity and age maps from Euclid "
                     "I_E, Y_E, J_E, H_E surface-brightness images with a model bundle.")
-    p.add_argument("--model", required=True, help="model bundle folder (holding bundle.json)")
+    p.add_argument("--model", help="model bundle: a folder holding bundle.json, a bundle name "
+                                    "(euclidphys-rf-bands-synth) or a shipped bundle's short name (lr, rf, dnn; "
+                                    "see --list-models); more folders to search in $NAPARI_EUCLIDPHYS_MODEL_PATH")
+    p.add_argument("--list-models", action="store_true",
+                   help="list the model bundles found (shipped, user folder, $NAPARI_EUCLIDPHYS_MODEL_PATH) and exit")
     p.add_argument("--bands", nargs=4, metavar=("VIS", "Y", "J", "H"),
                    help="the four band FITS files, in the order VIS Y J H (each file's band must be "
                         "recognisable from its name or FILTER keyword; otherwise use --vis/--y/--j/--h)")
@@ -930,7 +934,16 @@ def main(argv: list[str] | None = None) -> int:
     from ..io.safe import OutputExistsError, check_no_overlap
 
     prog = "napari-euclidphys-predict"
+    from ..catalog import BundleNotFoundError, available_bundles, resolve_bundle
+
+    if args.list_models:
+        for info in available_bundles():
+            print(f"{' = '.join(info.aliases)}\t{info.kind}\t{info.feature_set}\t{info.origin}\t{info.path}")
+        return 0
     try:
+        if not args.model:
+            raise CliError("--model BUNDLE is required (a folder, a bundle name or a short name; see --list-models)")
+        args.model = str(resolve_bundle(args.model))
         bands, named = _band_args(args)
         if sum(x is not None for x in (bands, args.batch, args.prepared)) != 1:
             raise CliError("give either --bands VIS Y J H (or --vis/--y/--j/--h) with --out, --prepared FILE "
@@ -983,6 +996,6 @@ def main(argv: list[str] | None = None) -> int:
     except UselessOutputError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return EXIT_USELESS
-    except (CliError, BundleError, FitsReadError, OutputExistsError, ValueError) as err:
+    except (CliError, BundleError, BundleNotFoundError, FitsReadError, OutputExistsError, ValueError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
