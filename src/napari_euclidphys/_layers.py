@@ -22,6 +22,11 @@ __all__ = [
     "map_layer_data",
     "mer_aux_layer_data",
     "prepared_layer_data",
+    "model_layer_data",
+    "flags_layer_data",
+    "maps_file_layer_data",
+    "FLAG_COLORS",
+    "RESIDUAL_COLORMAP",
     "to_display",
     "log_to_display",
     "from_display",
@@ -236,3 +241,140 @@ def prepared_layer_data(prep, source: str, path: str | None = None) -> list[tupl
     layers.append(mer_aux_layer_data(prep.flags, "flag", None, unit=None, source=source, metadata=dict(meta),
                                      **common))
     return layers
+
+
+#: Flag bits of predicted maps (inference.py: 1 masked, 2 out of range; propagation.py: 4 low S/N).
+FLAG_MASKED, FLAG_OUT_OF_RANGE, FLAG_LOW_SNR = 1, 2, 4
+#: Label colours of the flag layer (0 and unknown values transparent).
+FLAG_COLORS = {0: "transparent", FLAG_MASKED: "#7f7f7f", FLAG_OUT_OF_RANGE: "#ff8c00",
+               FLAG_MASKED | FLAG_OUT_OF_RANGE: "#ff0000", FLAG_LOW_SNR: "#1f77b4",
+               FLAG_LOW_SNR | FLAG_OUT_OF_RANGE: "#9467bd", None: "transparent"}
+#: Diverging colormap of residual layers (blue: model over-predicts, red: under-predicts).
+RESIDUAL_COLORMAP = "RdBu_r"
+#: What each flag bit means (layer metadata "flag_bits").
+FLAG_MEANINGS = {FLAG_MASKED: "masked: invalid or below the H_E clip, not predicted",
+                 FLAG_OUT_OF_RANGE: "outside the training feature range (extrapolated)",
+                 FLAG_LOW_SNR: "H_E signal-to-noise below the threshold (prediction noise-dominated)"}
+
+
+def symmetric_limits(image, percentile: float = 99.0) -> tuple[float, float]:
+    """Contrast limits (−L, +L) centred on 0 with L the ``percentile`` of |image| over finite pixels."""
+    values = np.abs(np.asarray(image))
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return -1.0, 1.0
+    lim = float(np.percentile(values, percentile))
+    lim = lim if lim > 0 else 1.0
+    return -lim, lim
+
+
+def _model_layer_name(stem: str, role: str, source: str, total: bool) -> str:
+    what = {"predicted": "predicted", "truth": "truth",
+            "uncertainty": "uncertainty, total 1σ dex: model ⊕ band noise" if total else "uncertainty, 1σ dex",
+            "aleatoric": "band-noise part of σ, dex", "residual": "residual true−pred, dex"}[role]
+    return f"{stem} ({what})" + (f" {source}" if source else "")
+
+
+def model_layer_data(shown: np.ndarray, kind: str, role: str, *, source: str = "", pixel_pc=None,
+                     pixel_arcsec=None, metadata: dict | None = None, total_sigma: bool = False) -> tuple:
+    """LayerData of one map given in FITS row order and displayed values (log10; dex for σ and residual).
+
+    ``role`` is "predicted", "truth", "uncertainty", "aleatoric" or "residual"; the style (name,
+    colormap, limits, visibility) is the role's, the same for the predict dock and the reader.
+    """
+    meta = dict(metadata or {})
+    if role in ("uncertainty", "aleatoric", "residual"):
+        meta.setdefault("unit", "dex")
+    data, kwargs, layer_type = map_layer_data(shown, kind, role=role, source=source,
+                                              pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec, metadata=meta,
+                                              already_display=True)
+    kwargs["name"] = _model_layer_name(TARGET_DISPLAY[kind][0], role, source, total_sigma)
+    if role in ("uncertainty", "aleatoric"):
+        kwargs.update(colormap="inferno", contrast_limits=robust_limits(data, 0.0, 99.0), visible=False)
+    elif role == "residual":
+        kwargs.update(colormap=RESIDUAL_COLORMAP, contrast_limits=symmetric_limits(data), visible=False)
+    return data, kwargs, layer_type
+
+
+def flags_layer_data(flags_shown: np.ndarray, *, source: str = "", scale=(1.0, 1.0), units=("pixel", "pixel"),
+                     pixel_pc=None, pixel_arcsec=None, metadata: dict | None = None, low_snr: bool = False) -> tuple:
+    """LayerData of a prediction's flag bits (display order) as a labels layer in :data:`FLAG_COLORS`."""
+    bits = {b: FLAG_MEANINGS[b] for b in (FLAG_MASKED, FLAG_OUT_OF_RANGE)}
+    name = "flags (grey: masked, orange: outside training range"
+    if low_snr:
+        bits[FLAG_LOW_SNR] = FLAG_MEANINGS[FLAG_LOW_SNR]
+        name += ", blue: low S/N"
+    meta = {**(metadata or {}), "role": "flags", "unit": "", "pixel_pc": pixel_pc, "pixel_arcsec": pixel_arcsec,
+            "fits_order": False, "source": source, "flag_bits": bits}
+    kwargs = {"name": name + ")" + (f" {source}" if source else ""), "colormap": dict(FLAG_COLORS),
+              "scale": scale, "units": units, "metadata": meta, "opacity": 0.6}
+    return np.asarray(flags_shown, dtype=np.uint8), kwargs, "labels"
+
+
+def maps_file_layer_data(maps_file, source: str = "") -> list[tuple]:
+    """LayerData for every plane of a predicted-maps file (:func:`napari_euclidphys.io.maps.read_maps`).
+
+    Each plane comes back with its role, units, colormap and bundle provenance (``bundle_name``,
+    ``bundle_sha256`` in the metadata), styled like the predict dock's layers.
+    """
+    layers = []
+    for plane in maps_file.planes:
+        header = plane.header
+        pixel_pc = float(header["PIXSIZE"]) if "PIXSIZE" in header else None
+        wcs = _celestial_wcs(header)
+        pixel_arcsec = _arcsec_per_pixel(wcs) if wcs is not None and not pixel_pc else None
+        meta = {"path": str(maps_file.path), "header": header, "wcs": wcs, "extname": plane.extname,
+                "bundle_name": plane.bundle_name, "bundle_sha256": plane.bundle_sha256}
+        label = plane.bundle_name or source
+        if plane.role in ("predicted", "truth") and plane.target in TARGET_DISPLAY:
+            shown = to_display(plane.target, plane.data)
+            layers.append(model_layer_data(shown, plane.target, plane.role, source=label if plane.role ==
+                                           "predicted" else source, pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec,
+                                           metadata=meta))
+        elif plane.role in ("uncertainty", "aleatoric", "residual") and plane.target in TARGET_DISPLAY:
+            total = str(maps_file.primary.get("SIGMA", "")) == "model+band"
+            layers.append(model_layer_data(plane.data, plane.target, plane.role, source=label, pixel_pc=pixel_pc,
+                                           pixel_arcsec=pixel_arcsec, metadata=meta, total_sigma=total))
+        elif plane.role == "flags":
+            scale, units = _scale_and_units(pixel_pc, pixel_arcsec)
+            low_snr = bool(np.any(plane.data & FLAG_LOW_SNR)) or "SNRMIN" in maps_file.primary
+            layers.append(flags_layer_data(display_rows(plane.data), source=label, scale=scale, units=units,
+                                           pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec, metadata=meta,
+                                           low_snr=low_snr))
+        elif plane.role == "band":
+            layers.append(band_layer_data(plane.data, plane.band, source=source, pixel_pc=pixel_pc,
+                                          pixel_arcsec=pixel_arcsec, metadata=meta))
+        elif plane.role in MER_AUX_DISPLAY:
+            layers.append(mer_aux_layer_data(plane.data, plane.role, plane.band, unit=header.get("BUNIT") or None,
+                                             source=source, pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec,
+                                             metadata=meta))
+        else:
+            scale, units = _scale_and_units(pixel_pc, pixel_arcsec)
+            shown = display_rows(plane.data)
+            layers.append((shown, {"name": plane.layer or plane.extname, "scale": scale, "units": units,
+                                   "contrast_limits": robust_limits(shown),
+                                   "metadata": {**meta, "role": plane.role, "fits_order": False,
+                                                "unit": header.get("BUNIT")}}, "image"))
+    return layers
+
+
+def _celestial_wcs(header):
+    """The celestial WCS of a header, or None (linear kpc grids are not celestial)."""
+    if not str(header.get("CTYPE1", "")).startswith(("RA", "GLON", "ELON")):
+        return None
+    import warnings
+
+    from astropy.wcs import WCS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return WCS(header, naxis=2)
+
+
+def _arcsec_per_pixel(wcs) -> float | None:
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    try:
+        return float(np.mean(proj_plane_pixel_scales(wcs)) * 3600.0)
+    except Exception:  # a WCS without a usable scale
+        return None

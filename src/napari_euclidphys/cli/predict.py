@@ -39,8 +39,6 @@ __all__ = ["main", "build_parser", "predict_files", "write_maps_fits", "batch_jo
 
 log = logging.getLogger("napari_euclidphys.predict")
 
-#: EXTNAME of each target's map.
-TARGET_EXTNAMES = {"mass": "MASS", "metallicity": "METALLICITY", "age": "AGE"}
 
 
 class CliError(Exception):
@@ -344,8 +342,7 @@ def _output_layout(bundle, targets, reference=None, inputs=()):
     """
     from astropy.io import fits
 
-    from .. import __version__
-    from ..io.bundle import TARGET_UNITS
+    from ..io.maps import extension_header, extension_name, primary_header
 
     geometry = fits.Header()
     if reference is not None:
@@ -364,11 +361,7 @@ def _output_layout(bundle, targets, reference=None, inputs=()):
         for key in ("PIXSIZE",):
             if key in reference.header:
                 geometry[key] = (reference.header[key], reference.header.comments[key])
-    h = fits.PrimaryHDU().header
-    h["ORIGIN"] = ("napari-euclidphys", "software that wrote this file")
-    h["SWVERS"] = (__version__, "napari-euclidphys version")
-    h["BUNDLE"] = (_ascii(bundle.name), "model bundle name")
-    h["BUNDSHA"] = bundle.sha256 or ""  # sha256 of bundle.json: 64 hex digits leave no room for a comment
+    h = primary_header(_ascii(bundle.name), bundle.sha256 or "")
     h["MODKIND"] = (bundle.kind, "model kind: lr, rf, dnn")
     h["FEATSET"] = (bundle.feature_set, "feature set")
     h["CLIPH"] = (bundle.clip_h, "[MJy/sr] H_E clip; pixels at or below: not used")
@@ -379,20 +372,15 @@ def _output_layout(bundle, targets, reference=None, inputs=()):
     for i, band_path in enumerate(inputs):
         h.add_history(_ascii(f"input {i + 1}: {Path(band_path).name}"))
     h.add_comment("Synthetic-trained models are NOT TNG50-trained; see the bundle card.")
+    provenance = {"bundle_name": bundle.name, "bundle_sha256": bundle.sha256 or ""}
     extensions = []
     for t in targets:
-        ext = TARGET_EXTNAMES[t]
-        hdr = geometry.copy()
-        hdr["BUNIT"] = (TARGET_UNITS[t], f"{t}: " + {"mass": "stellar mass surface density",
-                                                    "metallicity": "mass-weighted absolute Z",
-                                                    "age": "mass-weighted age"}[t])
-        extensions.append((ext, hdr, "map", t))
-        hdr = geometry.copy()
-        hdr["BUNIT"] = ("dex", f"1 sigma spread of log10 {t}")
-        extensions.append((f"{ext}_SIGMA", hdr, "sigma", t))
-    hdr = geometry.copy()
-    hdr["BUNIT"] = ("", "flags: 1 masked, 2 outside training range")
-    extensions.append(("FLAGS", hdr, "flags", None))
+        extensions.append((extension_name("predicted", t),
+                           extension_header("predicted", t, geometry=geometry, **provenance), "map", t))
+        extensions.append((extension_name("uncertainty", t),
+                           extension_header("uncertainty", t, geometry=geometry, **provenance), "sigma", t))
+    extensions.append((extension_name("flags"), extension_header("flags", geometry=geometry, **provenance),
+                       "flags", None))
     return h, extensions
 
 
@@ -403,9 +391,8 @@ def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwri
     ``*_SIGMA`` extensions hold the total σ and ``*_ALEA`` the part due to the band noise.
     """
     import numpy as np
-    from astropy.io import fits
 
-    from ..io.safe import atomic_path
+    from ..io.maps import extension_header, extension_name, write_maps
 
     primary, extensions = _output_layout(bundle, prediction.targets, reference, inputs)
     primary["NEVAL"] = prediction.n_evaluated
@@ -416,20 +403,29 @@ def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwri
         primary["DRAWSEED"] = ((noise or {}).get("seed", 0), "seed of the draws")
         primary["SNRMIN"] = (float((noise or {}).get("snr_min", 0.0)), "flag 4 below this H_E S/N")
         primary["FLAGBIT3"] = ("low S/N", "flag value 4: H_E S/N < SNRMIN")
-    hdus = [fits.PrimaryHDU(header=primary)]
+    planes = []
     for name, hdr, what, t in extensions:
         data = {"map": lambda: prediction.maps[t],
                 "sigma": lambda: np.asarray(prediction.uncertainty[t], np.float32),
                 "flags": lambda: prediction.flags.astype(np.uint8)}[what]()
-        hdus.append(fits.ImageHDU(data, header=hdr, name=name))
+        planes.append((name, hdr, data))
         if what == "sigma" and prediction.aleatoric:
-            alea = hdr.copy()
-            alea["BUNIT"] = ("dex", f"1 sigma of log10 {t} from the band noise")
-            hdus.append(fits.ImageHDU(np.asarray(prediction.aleatoric[t], np.float32), header=alea,
-                                      name=name.replace("_SIGMA", "_ALEA")))
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        fits.HDUList(hdus).writeto(tmp, output_verify="exception")
+            alea = extension_header("aleatoric", t, geometry=reference_geometry(hdr), bundle_name=bundle.name,
+                                    bundle_sha256=bundle.sha256 or "")
+            planes.append((extension_name("aleatoric", t), alea, np.asarray(prediction.aleatoric[t], np.float32)))
+    write_maps(path, primary, planes, overwrite=overwrite)
     return Path(path)
+
+
+def reference_geometry(header):
+    """The WCS/PIXSIZE cards of an extension header (everything but the plane's own cards)."""
+    own = {"BUNIT", "ROLE", "MAPKIND", "BAND", "BUNDLE", "BUNDSHA", "LAYER", "FILTER"}
+    geometry = header.copy()
+    for key in own:
+        geometry.remove(key, ignore_missing=True, remove_all=True)
+    for key in [k for k in geometry if k.startswith("FLAGBIT")]:
+        geometry.remove(key, ignore_missing=True)
+    return geometry
 
 
 def _power_of_ten(log_values):
@@ -559,6 +555,8 @@ def _check_useful(out, n_pixels, n_evaluated, n_finite: dict, clip_h) -> None:
             f"{out}: useless prediction, not written: none of the {n_pixels} pixels was evaluated (every "
             f"pixel has a non-finite or non-positive band, or I_H at or below the bundle's clip of "
             f"{clip_h:g} MJy/sr); check the bands' unit and the bundle")
+    from ..io.maps import TARGET_EXTNAMES
+
     empty = [TARGET_EXTNAMES[t] for t, n in n_finite.items() if n == 0]
     if empty:
         raise UselessOutputError(
