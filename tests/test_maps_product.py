@@ -138,3 +138,28 @@ def test_extension_names():
     assert extension_name("aleatoric", "metallicity", bundle="b") == "METALLICITY_ALEA.b"
     assert extension_name("band", band="VIS") == "BAND_VIS"
     assert extension_name("flags") == "FLAGS"
+
+
+def test_band_noise_sigma_and_low_snr_flags_come_back_as_such(tmp_path):
+    from types import SimpleNamespace
+
+    from napari_euclidphys.cli.predict import write_maps_fits
+
+    shape = (4, 5)
+    flags = np.zeros(shape, np.uint8)
+    flags[1, 1] = 4
+    pred = SimpleNamespace(targets=("age",), maps={"age": np.full(shape, 3.0, np.float32)},
+                           uncertainty={"age": np.full(shape, 0.3, np.float32)},
+                           aleatoric={"age": np.full(shape, 0.2, np.float32)}, flags=flags, n_evaluated=20,
+                           n_out_of_range=0)
+    bundle = SimpleNamespace(name="euclidphys-rf-bands-synth", sha256="a" * 64, kind="rf", feature_set="bands",
+                             clip_h=0.55)
+    out = write_maps_fits(tmp_path / "noisy.fits", pred, bundle, noise={"draws": 8, "seed": 1, "snr_min": 5.0})
+    layers = _by_role(layers_for_file(out))
+    assert set(layers) == {("predicted", "age"), ("uncertainty", "age"), ("aleatoric", "age"), ("flags", None)}
+    assert layers[("uncertainty", "age")][1]["name"] == (
+        "log10 t⋆ (uncertainty, total 1σ dex: model ⊕ band noise) euclidphys-rf-bands-synth")
+    np.testing.assert_allclose(layers[("aleatoric", "age")][0], 0.2)
+    np.testing.assert_allclose(layers[("predicted", "age")][0], np.log10(3.0), rtol=1e-6)
+    assert 4 in layers[("flags", None)][1]["metadata"]["flag_bits"]
+    assert read_maps(out).planes[2].extname == "AGE_ALEA"
