@@ -159,8 +159,8 @@ def test_predict_profiles_and_save_on_the_sample(euclid_viewer, qtbot, rf_bundle
     out = tmp_path / "maps.fits"
     viewer.layers.save(str(out), selected=True, plugin=PLUGIN)
     with fits.open(out) as hdul:
-        np.testing.assert_allclose(hdul["MASS_PREDICTED"].data, direct.maps["mass"], rtol=1e-5, equal_nan=True)
-        assert hdul["MASS_PREDICTED"].header["BUNIT"] == "Msun/pc2"
+        np.testing.assert_allclose(hdul["MASS"].data, direct.maps["mass"], rtol=1e-5, equal_nan=True)
+        assert hdul["MASS"].header["BUNIT"] == "Msun/pc2"
         assert hdul[0].header["BUNDSHA"] == direct.bundle_sha256
 
 

@@ -25,6 +25,8 @@ __all__ = [
     "model_layer_data",
     "flags_layer_data",
     "maps_file_layer_data",
+    "show_one_map",
+    "colorbar_caption",
     "FLAG_COLORS",
     "RESIDUAL_COLORMAP",
     "to_display",
@@ -307,8 +309,32 @@ def flags_layer_data(flags_shown: np.ndarray, *, source: str = "", scale=(1.0, 1
     meta = {**(metadata or {}), "role": "flags", "unit": "", "pixel_pc": pixel_pc, "pixel_arcsec": pixel_arcsec,
             "fits_order": False, "source": source, "flag_bits": bits}
     kwargs = {"name": name + ")" + (f" {source}" if source else ""), "colormap": dict(FLAG_COLORS),
-              "scale": scale, "units": units, "metadata": meta, "opacity": 0.6}
+              "scale": scale, "units": units, "metadata": meta, "opacity": 0.6, "visible": False}
     return np.asarray(flags_shown, dtype=np.uint8), kwargs, "labels"
+
+
+def show_one_map(layer_data: list) -> list:
+    """Of several LayerData, keep only the first predicted (else truth) map visible: maps are opaque,
+    so stacked visible maps only show the top one (σ, residual and flag layers are hidden already)."""
+    maps = [kw for _, kw, _ in layer_data if kw.get("metadata", {}).get("role") in ("predicted", "truth")]
+    first = next((kw for kw in maps if kw["metadata"]["role"] == "predicted"), maps[0] if maps else None)
+    for kw in maps:
+        kw["visible"] = kw is first
+    return layer_data
+
+
+def colorbar_caption(metadata: dict) -> str:
+    """What a map layer's colour bar shows: quantity [unit] and the bundle (napari's bar has no label)."""
+    kind, role = metadata.get("map_kind"), metadata.get("role")
+    if kind not in TARGET_DISPLAY:
+        return ""
+    stem, unit, _ = TARGET_DISPLAY[kind]
+    if role in ("uncertainty", "aleatoric"):
+        stem, unit = f"σ({stem})", "dex"
+    elif role == "residual":
+        stem, unit = f"true − predicted {stem}", "dex"
+    bundle = metadata.get("bundle_name") if role != "truth" else ""
+    return f"colour bar: {stem} [{unit}]" + (f" — {bundle}" if bundle else " — truth" if role == "truth" else "")
 
 
 def maps_file_layer_data(maps_file, source: str = "") -> list[tuple]:
@@ -355,7 +381,7 @@ def maps_file_layer_data(maps_file, source: str = "") -> list[tuple]:
                                    "contrast_limits": robust_limits(shown),
                                    "metadata": {**meta, "role": plane.role, "fits_order": False,
                                                 "unit": header.get("BUNIT")}}, "image"))
-    return layers
+    return show_one_map(layers)
 
 
 def _celestial_wcs(header):

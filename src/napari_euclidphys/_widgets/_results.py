@@ -212,3 +212,32 @@ def prediction_layer_data(pred, *, pixel_pc=None, pixel_arcsec=None, truth_layer
     layers.append(flags_layer_data(display_rows(np.asarray(pred.flags, dtype=np.uint8)), scale=scale, units=units,
                                    metadata=common, low_snr=bool(aleatoric_maps), **where))
     return layers, metrics
+
+
+#: Above this fraction of usable pixels outside the training range, the dock warns before predicting.
+OUT_OF_RANGE_WARN = 0.5
+
+
+def out_of_range_fraction(bands, bundle_path, max_pixels: int = 20_000) -> tuple[float, int]:
+    """(fraction of usable pixels whose features lie outside the bundle's training range, usable pixels sampled).
+
+    ``bands`` is the (4, ny, nx) MJy/sr stack (numpy or dask, FITS order); at most about
+    ``max_pixels`` pixels on a regular grid are looked at.  Only ``bundle.json`` is read.  A
+    fraction of 1.0 with 0 pixels means that no pixel is usable at all (H_E at or below the clip).
+    """
+    import json
+    from pathlib import Path
+
+    from ..features import MinMaxScaling, pixel_features, pixel_mask
+
+    meta = json.loads((Path(bundle_path) / "bundle.json").read_text(encoding="utf-8"))
+    scaling = MinMaxScaling.from_dict(meta["scaling"]["features"])
+    ny, nx = bands.shape[-2:]
+    step = max(1, int(np.ceil(np.sqrt(ny * nx / max_pixels))))
+    sample = np.asarray(bands[:, ::step, ::step], dtype=np.float32)
+    usable = pixel_mask(sample, float(meta["clip_h"]))
+    n = int(usable.sum())
+    if n == 0:
+        return 1.0, 0
+    X = pixel_features(sample[:, usable].T, meta["feature_set"])
+    return float(1.0 - scaling.inside(X).mean()), n

@@ -41,14 +41,15 @@ from qtpy.QtWidgets import (
 )
 
 from .. import BANDS, TARGETS
-from .._layers import BAND_LABELS, TARGET_DISPLAY, display_rows, robust_limits
+from .._layers import BAND_LABELS, TARGET_DISPLAY, display_rows, robust_limits, show_one_map
+from ._colorbars import caption_active_colorbar, follow_colorbar
 from ..progress import Progress
 
 from ..catalog import BundleNotFoundError
 from ._bundles import (BundleInfo, available_bundles, on_bundles_changed, read_bundle_info, register_bundle_dir,
                        resolve_bundle)
-from ._results import (FLAG_LOW_SNR, band_layer_for, band_sigma_layers, bands_from_layers, find_truth_layer,
-                       prediction_layer_data)
+from ._results import (FLAG_LOW_SNR, OUT_OF_RANGE_WARN, band_layer_for, band_sigma_layers, bands_from_layers,
+                       find_truth_layer, out_of_range_fraction, prediction_layer_data)
 from ._combos import refill_combo
 from ._run import RunPanel
 from ._settings import load_settings, save_settings
@@ -289,10 +290,22 @@ class PredictWidget(QWidget):
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a model bundle folder (with bundle.json)")
         if folder:
-            if read_bundle_info(folder) is None:
-                self.run_panel.set_status(f"{folder}: no readable bundle.json; not a model bundle")
-                return
-            self.select_bundle(folder)
+            self.choose_bundle_folder(folder)
+
+    def choose_bundle_folder(self, folder) -> bool:
+        """Verify a browsed bundle now (sha256 of every file, schema, no pickle) and select it; a napari
+        error notification says what is wrong otherwise."""
+        from ..io.bundle import BundleError, ModelBundle
+
+        if read_bundle_info(folder) is None:
+            self._input_problem(f"{folder}: no readable bundle.json; not a model bundle", error=True)
+            return False
+        try:
+            ModelBundle.load(folder)
+        except (BundleError, OSError, ValueError) as err:
+            self._input_problem(f"{folder}: not a usable model bundle: {err}", error=True)
+            return False
+        return self.select_bundle(folder)
 
     def _on_bundle_changed(self, *_) -> None:
         info = self.current_bundle()
@@ -328,7 +341,9 @@ class PredictWidget(QWidget):
             if not targets:
                 raise ValueError("select at least one target")
         except ValueError as err:
-            self.run_panel.set_status(str(err))
+            self._input_problem(str(err))
+            return
+        if not self._range_accepted(info, band_layers, bands):
             return
         save_settings("predict", {"bundle": str(info.path)})
         self._warn_mismatch(info, band_layers)
@@ -350,6 +365,35 @@ class PredictWidget(QWidget):
                              targets, n_draws, max(1000, int(self.chunk_pixels) // n_draws),
                              on_returned=self._on_prediction,
                              description=f"predicting with {info.name} and {n_draws} band-noise draws")
+
+    def _input_problem(self, message: str, error: bool = False) -> None:
+        """An input problem: a napari notification (warning or error) and the dock's status line."""
+        from napari.utils.notifications import show_error, show_warning
+
+        self.run_panel.set_status(message)
+        (show_error if error else show_warning)(message)
+
+    def _range_accepted(self, info, band_layers, bands) -> bool:
+        """False (after a warning) the first time most pixels lie outside the bundle's training range.
+
+        Clicking **Predict** again with the same layers and bundle predicts anyway.
+        """
+        key = (str(info.path), tuple(ly.name for ly in band_layers))
+        if getattr(self, "_range_override", None) == key:
+            return True
+        try:
+            fraction, n = out_of_range_fraction(bands, info.path)
+        except (OSError, KeyError, ValueError):  # a bundle.json without ranges: ModelBundle.load will say
+            return True
+        if fraction <= OUT_OF_RANGE_WARN:
+            return True
+        self._range_override = key
+        what = (f"{fraction:.0%} of the usable pixels (sampled: {n}) have band values outside the range "
+                f"'{info.name}' was trained on" if n else "no pixel has H_E above the bundle's clip")
+        self._input_problem(f"{what}: are these Euclid I_E/Y_E/J_E/H_E surface brightnesses in MJy/sr, at "
+                            "100 pc per pixel? Predictions there are extrapolated and not meaningful. Nothing "
+                            "was predicted; click Predict again to predict anyway.")
+        return False
 
     def _warn_mismatch(self, info, band_layers) -> None:
         """A napari warning when the bundle was trained for the other kind of input (ideal vs observed)."""
@@ -387,6 +431,8 @@ class PredictWidget(QWidget):
                 limits = robust_limits(shown_truth)
                 kwargs["contrast_limits"] = limits
                 truth[target].contrast_limits = limits
+        show_one_map(layer_data)
+        self._hide_earlier_maps()
         added = []
         for data, kwargs, layer_type in layer_data:
             if kwargs["name"] in self.viewer.layers:  # a re-run replaces its own layers
@@ -396,11 +442,12 @@ class PredictWidget(QWidget):
             kwargs["units"] = tuple(str(u) for u in reference.units)
             layer = getattr(self.viewer, f"add_{layer_type}")(data, **kwargs)
             if layer_type == "image":
-                layer.colorbar.visible = True  # the layer name carries the quantity and unit
+                follow_colorbar(layer)
             added.append(layer)
         self.added_layers = added
         if added:
             self.viewer.layers.selection.active = added[0]  # the predicted Σ⋆ (or first target) map
+            caption_active_colorbar(self.viewer)
         self.last_prediction = prediction
         self.last_metrics = metrics
         self._show_metrics(metrics)
@@ -417,6 +464,12 @@ class PredictWidget(QWidget):
         if not metrics:
             notes.append("no truth map layers of this shape: no residuals or metrics")
         self.run_panel.set_status("; ".join(notes))
+
+    def _hide_earlier_maps(self) -> None:
+        """Hide the maps of earlier predictions (any bundle): one map, one colour bar on the canvas."""
+        for layer in self.viewer.layers:
+            if (layer.metadata or {}).get("role") in ("predicted", "uncertainty", "aleatoric", "residual", "flags"):
+                layer.visible = False
 
     def _show_metrics(self, metrics: dict) -> None:
         self.metrics_table.setRowCount(len(metrics))
