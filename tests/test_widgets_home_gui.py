@@ -1,0 +1,89 @@
+"""The predict dock at home in napari: one map shown with a captioned colour bar, arbitrary images
+warned about before predicting, a browsed bundle verified when chosen (real viewer, shipped LR bundle)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("isolated_folders")]
+
+PLUGIN = "napari-euclidphys"
+LR = Path(__file__).resolve().parents[1] / "models" / "euclidphys-lr-bands-synth"
+
+
+def _dock_with_sample(viewer, npix=32):
+    from napari_euclidphys._sample_data import make_synthetic_galaxy
+
+    for data, kwargs, kind in make_synthetic_galaxy(npix=npix):
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict physical maps")
+    assert widget.select_bundle(LR)
+    return widget
+
+
+def _predict(widget, qtbot):
+    with qtbot.waitSignal(widget.run_panel.job_finished, timeout=60_000) as finished:
+        widget.run_panel.run_button.click()
+    assert finished.args == ["returned"], widget.run_panel.status.text()
+
+
+def test_after_predict_one_map_is_shown_with_a_captioned_colour_bar(euclid_viewer, qtbot):
+    viewer = euclid_viewer
+    widget = _dock_with_sample(viewer)
+    _predict(widget, qtbot)
+    first = list(widget.added_layers)
+    shown = [ly.name for ly in first if ly.visible]
+    assert shown == ["log10 Σ⋆ (predicted) euclidphys-lr-bands-synth"]
+    assert [ly.name for ly in first if getattr(ly, "colorbar", None) is not None and ly.colorbar.visible] == shown
+    assert viewer.canvas.overlays.text.text == (
+        "colour bar: log10 Σ⋆ [log10(M⊙/pc²)] — euclidphys-lr-bands-synth")
+    viewer.layers.selection.active = viewer.layers["log10 t⋆ (truth) synthetic"]
+    assert viewer.canvas.overlays.text.text == "colour bar: log10 t⋆ [log10(Gyr)] — truth"
+    first[1].visible = True  # Z⋆ shown by the user: its colour bar follows
+    assert first[1].colorbar.visible
+    first[1].visible = False
+    _predict(widget, qtbot)  # a second run replaces its own layers: still one map on the canvas
+    maps = [ly for ly in viewer.layers if ly.metadata.get("role") in ("predicted", "flags", "residual")]
+    assert [ly.name for ly in maps if ly.visible] == shown
+
+
+def test_arbitrary_images_are_warned_about_and_predicted_only_on_a_second_click(euclid_viewer, qtbot, monkeypatch):
+    from napari_euclidphys._widgets import predict
+
+    warnings = []
+    monkeypatch.setattr("napari.utils.notifications.show_warning", warnings.append)
+    viewer = euclid_viewer
+    rng = np.random.default_rng(0)
+    for label in ("I_E", "Y_E", "J_E", "H_E"):
+        viewer.add_image(rng.uniform(1, 1000, (20, 20)).astype(np.float32), name=f"{label} arbitrary")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict physical maps")
+    assert widget.select_bundle(LR)
+    n_layers = len(viewer.layers)
+    widget.run_panel.run_button.click()
+    assert widget.run_panel.worker is None and len(viewer.layers) == n_layers
+    assert len(warnings) == 1 and "of the usable pixels" in warnings[0]
+    assert "click Predict again to predict anyway" in warnings[0]
+    assert int(warnings[0].split("%")[0]) > 90
+    _predict(widget, qtbot)
+    assert len(viewer.layers) > n_layers
+    assert predict.OUT_OF_RANGE_WARN == 0.5
+
+
+def test_a_browsed_bundle_is_verified_when_chosen(euclid_viewer, tmp_path, monkeypatch):
+    errors = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
+    bad = tmp_path / "tampered"
+    shutil.copytree(LR, bad)
+    with open(bad / "model_mass.skops", "ab") as fh:
+        fh.write(b"\0")
+    _, widget = euclid_viewer.window.add_plugin_dock_widget(PLUGIN, "Predict physical maps")
+    assert not widget.choose_bundle_folder(bad)
+    assert len(errors) == 1 and "model_mass.skops" in errors[0] and "sha256" in errors[0]
+    assert widget.current_bundle() is None or widget.current_bundle().path != bad
+    assert not widget.choose_bundle_folder(tmp_path)
+    assert "no readable bundle.json" in errors[1]
+    assert widget.choose_bundle_folder(LR) and widget.current_bundle().name == "euclidphys-lr-bands-synth"
