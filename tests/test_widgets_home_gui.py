@@ -87,3 +87,27 @@ def test_a_browsed_bundle_is_verified_when_chosen(euclid_viewer, tmp_path, monke
     assert not widget.choose_bundle_folder(tmp_path)
     assert "no readable bundle.json" in errors[1]
     assert widget.choose_bundle_folder(LR) and widget.current_bundle().name == "euclidphys-lr-bands-synth"
+
+
+def test_profiles_follow_the_newest_prediction_and_never_offer_residuals_as_truth(euclid_viewer, qtbot, tmp_path):
+    import json
+
+    viewer = euclid_viewer
+    widget = _dock_with_sample(viewer)
+    _, prof = viewer.window.add_plugin_dock_widget(PLUGIN, "Radial profiles")
+    _predict(widget, qtbot)
+    assert prof.pred_combo.currentText() == "log10 Σ⋆ (predicted) euclidphys-lr-bands-synth"
+    assert prof.truth_combo.currentText() == "log10 Σ⋆ (truth) synthetic"
+    offered = [prof.truth_combo.itemText(i) for i in range(prof.truth_combo.count())]
+    assert not [name for name in offered if "residual" in name or "uncertainty" in name or "predicted" in name]
+    assert any("residual" in ly.name for ly in viewer.layers)
+    prof.pred_combo.setCurrentText("log10 t⋆ (predicted) euclidphys-lr-bands-synth")  # the user profiles t⋆
+    other = tmp_path / "other-lr"
+    shutil.copytree(LR, other)
+    meta = json.loads((other / "bundle.json").read_text())
+    meta["name"] = "my-lr"
+    (other / "bundle.json").write_text(json.dumps(meta))
+    assert widget.select_bundle(other)
+    _predict(widget, qtbot)
+    assert prof.pred_combo.currentText() == "log10 t⋆ (predicted) my-lr"
+    assert prof.truth_combo.currentText() == "log10 t⋆ (truth) synthetic"

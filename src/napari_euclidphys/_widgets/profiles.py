@@ -135,6 +135,8 @@ class ProfilesWidget(QWidget):
         layout.addWidget(self.canvas, 1)
         layout.addLayout(exports)
 
+        self._pred_kind = None
+        self.pred_combo.currentTextChanged.connect(self._remember_kind)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self.refresh_layers)
         self.refresh_layers()
@@ -147,9 +149,12 @@ class ProfilesWidget(QWidget):
         maps = [ly for ly in self.viewer.layers if isinstance(ly, Image) and ly.ndim == 2]
         truth = [ly.name for ly in maps if ly.metadata.get("role") == "truth"]
         pred = [ly.name for ly in maps if ly.metadata.get("role") == "predicted"]
-        others = [ly.name for ly in maps if ly.metadata.get("role") not in ("truth", "predicted", "band")]
+        # images of no known role (a map computed by the user) may be either; model by-products
+        # (σ, residual, band-noise part) and bands are never offered as a true or predicted map
+        others = [ly.name for ly in maps if ly.metadata.get("role") in (None, "image")]
         self._fill(self.truth_combo, truth + others, prefer=truth[0] if truth else None)
         self._fill(self.pred_combo, pred + others, prefer=pred[-1] if pred else None)
+        self._follow_new_prediction(event)
         current = self.center_combo.currentData()
         self.center_combo.blockSignals(True)
         self.center_combo.clear()
@@ -166,6 +171,30 @@ class ProfilesWidget(QWidget):
         index = self.center_combo.findData(current) if current is not None else -1
         self.center_combo.setCurrentIndex(max(index, 0))
         self.center_combo.blockSignals(False)
+
+    def _follow_new_prediction(self, event) -> None:
+        """A newly added predicted map of the quantity being profiled (or any, when none is chosen)
+        becomes the predicted map, and the truth of that quantity the true map."""
+        inserted = getattr(event, "value", None) if event is not None and event.type == "inserted" else None
+        meta = getattr(inserted, "metadata", None) or {}
+        if meta.get("role") != "predicted":
+            return
+        if getattr(self, "_pred_kind", None) not in (None, meta.get("map_kind")):
+            return
+        self.pred_combo.setCurrentText(inserted.name)
+        self._pred_kind = meta.get("map_kind")
+        chosen_truth = self._layer(self.truth_combo)
+        if chosen_truth is None or (chosen_truth.metadata or {}).get("map_kind") != meta.get("map_kind"):
+            for ly in self.viewer.layers:
+                if (ly.metadata or {}).get("role") == "truth" and ly.metadata.get("map_kind") == meta.get("map_kind"):
+                    self.truth_combo.setCurrentText(ly.name)
+                    break
+
+    def _remember_kind(self, *_) -> None:
+        """The quantity the user profiles (followed by :meth:`_follow_new_prediction`)."""
+        layer = self._layer(self.pred_combo)
+        if layer is not None:
+            self._pred_kind = (layer.metadata or {}).get("map_kind")
 
     @staticmethod
     def _fill(combo: QComboBox, names, prefer=None) -> None:
