@@ -8,6 +8,8 @@
   of ``models/`` holding a ``bundle.json`` is copied whole, so new bundles need no change here.  An
   editable install copies nothing: ``napari_euclidphys.catalog`` then finds ``models/`` in the
   checkout.  ``MANIFEST.in`` puts ``models/`` into the sdist so that a wheel built from it has them.
+* The docks' user guide, ``docs/napari.md`` and its ``docs/images/napari_*.png``, is copied the same
+  way into ``napari_euclidphys/guide/`` (the docks link to it).
 """
 
 from pathlib import Path
@@ -15,7 +17,16 @@ from pathlib import Path
 from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
-MODELS = Path(__file__).resolve().parent / "models"
+ROOT = Path(__file__).resolve().parent
+MODELS = ROOT / "models"
+
+
+def guide_files(root: Path = ROOT) -> list[Path]:
+    """The user guide and its screenshots, relative to ``root / "docs"``."""
+    docs = root / "docs"
+    if not (docs / "napari.md").is_file():
+        return []
+    return [Path("napari.md")] + sorted(p.relative_to(docs) for p in (docs / "images").glob("napari_*.png"))
 
 
 def shipped_model_files(models: Path = MODELS) -> list[Path]:
@@ -33,14 +44,17 @@ class BuildPyWithModels(build_py):
         super().run()
         if getattr(self, "editable_mode", False):
             return
-        target = Path(self.build_lib) / "napari_euclidphys" / "models"
-        for rel in shipped_model_files():
-            self.mkpath(str((target / rel).parent))
-            self.copy_file(str(MODELS / rel), str(target / rel))
+        for source, target in self._extra_files():
+            self.mkpath(str(target.parent))
+            self.copy_file(str(source), str(target))
+
+    def _extra_files(self) -> list[tuple[Path, Path]]:
+        package = Path(self.build_lib) / "napari_euclidphys"
+        return ([(MODELS / r, package / "models" / r) for r in shipped_model_files()]
+                + [(ROOT / "docs" / r, package / "guide" / r) for r in guide_files()])
 
     def get_outputs(self, include_bytecode=True):
-        target = Path(self.build_lib) / "napari_euclidphys" / "models"
-        extra = [] if getattr(self, "editable_mode", False) else [str(target / r) for r in shipped_model_files()]
+        extra = [] if getattr(self, "editable_mode", False) else [str(t) for _, t in self._extra_files()]
         return super().get_outputs(include_bytecode) + extra
 
 

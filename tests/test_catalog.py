@@ -97,6 +97,9 @@ def test_wheel_carries_every_shipped_bundle_and_resolves_names_when_installed(tm
     tree.mkdir()
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
         shutil.copy2(REPO / name, tree / name)
+    shutil.copytree(REPO / "docs", tree / "docs")
+    for name in ():
+        shutil.copy2(REPO / name, tree / name)
     shutil.copytree(REPO / "models", tree / "models")
     shutil.copytree(REPO / "src", tree / "src", ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.egg-info"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
@@ -106,7 +109,8 @@ def test_wheel_carries_every_shipped_bundle_and_resolves_names_when_installed(tm
         names = set(z.namelist())
         z.extractall(tmp_path / "site")
     assert _shipped_files() and set(_shipped_files()) <= names
-    assert "napari_euclidphys/napari.yaml" in names
+    assert "napari_euclidphys/napari.yaml" in names and "napari_euclidphys/guide/napari.md" in names
+    assert "napari_euclidphys/guide/images/napari_predict.png" in names
     code = ("import napari_euclidphys, napari_euclidphys.catalog as c; print(napari_euclidphys.__file__); "
             "print(c.resolve_bundle('rf')); print(c.resolve_bundle('euclidphys-lr-bands-synth'))")
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), catalog.USER_DIR_ENV: str(tmp_path / "user")}

@@ -111,3 +111,22 @@ def test_profiles_follow_the_newest_prediction_and_never_offer_residuals_as_trut
     _predict(widget, qtbot)
     assert prof.pred_combo.currentText() == "log10 t⋆ (predicted) my-lr"
     assert prof.truth_combo.currentText() == "log10 t⋆ (truth) synthetic"
+
+
+def test_all_docks_fit_a_1000_px_screen_and_link_the_guide(euclid_viewer):
+    from qtpy.QtWidgets import QLabel, QTableWidget
+
+    viewer = euclid_viewer
+    docks = [viewer.window.add_plugin_dock_widget(PLUGIN, name)[1]
+             for name in ("Predict physical maps", "Radial profiles", "Train models", "Prepare Euclid observation")]
+    window = viewer.window._qt_window
+    window.resize(1400, 900)
+    window.show()
+    assert window.height() <= 1000
+    for dock in docks:
+        assert dock.minimumSizeHint().height() < 200  # the controls scroll
+        links = [lb for lb in dock.findChildren(QLabel) if "Guide:" in lb.text()]
+        assert len(links) == 1 and "napari.md" in links[0].text()
+    table = docks[0].findChild(QTableWidget)
+    header = table.horizontalHeader().sizeHint().height()
+    assert table.height() >= header + 3 * table.verticalHeader().defaultSectionSize()  # three rows shown

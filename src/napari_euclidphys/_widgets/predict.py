@@ -52,6 +52,7 @@ from ._results import (FLAG_LOW_SNR, OUT_OF_RANGE_WARN, band_layer_for, band_sig
                        find_truth_layer, out_of_range_fraction, prediction_layer_data)
 from ._combos import refill_combo
 from ._run import RunPanel
+from ._scroll import guide_link, scrolling_layout
 from ._settings import load_settings, save_settings
 
 __all__ = ["PredictWidget", "predict_job", "predict_band_noise_job", "METRIC_COLUMNS"]
@@ -166,11 +167,13 @@ class PredictWidget(QWidget):
         self.metrics_table.setHorizontalHeaderLabels([h for _, h in METRIC_COLUMNS])
         self.metrics_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.metrics_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.metrics_table.setMaximumHeight(130)
+        rows = len(TARGETS) * self.metrics_table.verticalHeader().defaultSectionSize()
+        self.metrics_table.setFixedHeight(rows + self.metrics_table.horizontalHeader().sizeHint().height() + 6)
         self.metrics_note = QLabel("Metrics vs truth layers (Δ = predicted − true, dex; f_out: |Δ| > 0.3 dex)")
         self.metrics_note.setWordWrap(True)
 
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
+        layout.addWidget(guide_link("2. Predict physical maps"))
         layout.addWidget(band_box)
         layout.addWidget(model_box)
         layout.addWidget(self.run_panel)

@@ -45,6 +45,7 @@ from ._combos import refill_combo
 from ._prepare_data import MER_ROLES, mer_layer_for, observation_files, prepare_settings, prepared_layer_data
 from ._prepare_data import prepared_source
 from ._run import RunPanel
+from ._scroll import guide_link, scrolling_layout
 
 __all__ = ["PrepareWidget", "prepare_job", "PrepareFailed"]
 
@@ -164,7 +165,8 @@ class PrepareWidget(QWidget):
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(self._save_dialog)
 
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
+        layout.addWidget(guide_link("6. Preparing a Euclid observation"))
         layout.addWidget(files_box)
         layout.addWidget(galaxy_box)
         layout.addWidget(self.cutout_box)

@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
 )
 
 from ._combos import refill_combo
+from ._scroll import guide_link, scrolling_layout
 from ._canvas import ThemedCanvas
 from ._profile_data import (
     PROFILE_YLABEL,
@@ -128,10 +129,12 @@ class ProfilesWidget(QWidget):
         exports.addWidget(self.csv_button)
         exports.addWidget(self.png_button)
 
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
+        layout.addWidget(guide_link("3. Radial profiles"))
         layout.addLayout(form)
         layout.addWidget(self.compute_button)
         layout.addWidget(self.status)
+        self.canvas.setMinimumHeight(320)  # inside the scroll area: the plot keeps a readable size
         layout.addWidget(self.canvas, 1)
         layout.addLayout(exports)
 

@@ -33,6 +33,7 @@ from ..progress import Progress
 
 from ._bundles import notify_bundles_changed, register_bundle_dir, user_bundle_dir
 from ._run import RunPanel
+from ._scroll import guide_link, scrolling_layout
 from ._settings import load_settings, save_settings
 from ._training_job import train_job
 
@@ -168,7 +169,8 @@ class TrainWidget(QWidget):
         self.results = QLabel("")
         self.results.setWordWrap(True)
 
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
+        layout.addWidget(guide_link("4. Train models"))
         for widget in (data_box, model_box, hyper_box):
             layout.addWidget(widget)
         layout.addLayout(out_form)
