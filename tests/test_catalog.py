@@ -98,8 +98,6 @@ def test_wheel_carries_every_shipped_bundle_and_resolves_names_when_installed(tm
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
         shutil.copy2(REPO / name, tree / name)
     shutil.copytree(REPO / "docs", tree / "docs")
-    for name in ():
-        shutil.copy2(REPO / name, tree / name)
     shutil.copytree(REPO / "models", tree / "models")
     shutil.copytree(REPO / "src", tree / "src", ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.egg-info"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
