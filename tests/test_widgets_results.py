@@ -244,3 +244,21 @@ def test_layer_image_and_pixel_size():
     assert pixel_kpc_of(layer) == (0.25, "kpc")
     plain = FakeLayer(name="p", data=_ramp(), metadata={}, ndim=2, units=("pixel", "pixel"), scale=(1, 1))
     assert pixel_kpc_of(plain) == (1.0, "pixel")
+
+
+def test_small_training_runs_are_called_so():
+    from napari_euclidphys._widgets._training_job import small_run_warning
+
+    rows = [{"model": "rf", "target": "age", "r2": -7.2}, {"model": "rf", "target": "mass", "r2": 0.8},
+            {"model": "colour-ml baseline", "target": "age", "r2": -1.0}]
+    text = small_run_warning(6, 2, rows)
+    assert text.startswith("This run is too small to mean much: only 6 training and 2 test galaxies")
+    assert "rf age R² = -7.20" in text and "mass" not in text and "baseline" not in text
+    assert small_run_warning(32, 8, rows[1:2]) is None
+    assert "test R² below 0" in small_run_warning(32, 8, rows[:1])
+
+
+def test_train_dock_defaults_build_a_meaningful_synthetic_atlas():
+    from napari_euclidphys._widgets.train import DEFAULTS
+
+    assert (DEFAULTS["synth_galaxies"], DEFAULTS["synth_npix"]) == (40, 128)

@@ -35,7 +35,7 @@ from ._bundles import notify_bundles_changed, register_bundle_dir, user_bundle_d
 from ._run import RunPanel
 from ._scroll import guide_link, scrolling_layout
 from ._settings import load_settings, save_settings
-from ._training_job import train_job
+from ._training_job import small_run_warning, train_job
 
 __all__ = ["TrainWidget", "train_job", "build_atlas_job", "DEFAULTS"]
 
@@ -47,7 +47,7 @@ _TARGET_LABEL = {"mass": "Σ⋆", "metallicity": "Z⋆", "age": "t⋆"}
 #: Persisted settings and their defaults.
 DEFAULTS = {"atlas": "", "out_dir": "", "models": ("lr", "rf"), "feature_set": "bands", "targets": TARGETS,
             "test_fraction": 0.2, "seed": 0, "repeats": 1, "max_train_pixels": 0, "rf_trees": 50,
-            "dnn_epochs": 200, "synth_galaxies": 8, "synth_npix": 64}
+            "dnn_epochs": 200, "synth_galaxies": 40, "synth_npix": 128}
 
 
 def build_atlas_job(out_dir, n_galaxies: int, npix: int, seed: int):
@@ -251,7 +251,10 @@ class TrainWidget(QWidget):
             if not out_dir:
                 raise ValueError("choose a folder for the trained bundles")
         except ValueError as err:
+            from napari.utils.notifications import show_warning
+
             self.run_panel.set_status(str(err))
+            show_warning(str(err))
             return
         self.save_settings()
         self.results.setText("")
@@ -284,5 +287,11 @@ class TrainWidget(QWidget):
                 model = model if model in MODELS else f"{model} baseline"
                 lines.append(f"{model} {_TARGET_LABEL.get(row.get('target'), row.get('target'))}: "
                              f"test R² = {r2:.3f}, RMSE = {rmse:.3f} dex")
+        warning = small_run_warning(len(result.split.train_ids), len(result.split.test_ids), result.summary("test"))
+        if warning:
+            from napari.utils.notifications import show_warning
+
+            lines.append(warning)
+            show_warning(warning)
         self.results.setText("\n".join(lines))
         self.run_panel.set_status("training complete; the new bundles are listed in 'Predict physical maps'")
