@@ -130,3 +130,27 @@ def test_all_docks_fit_a_1000_px_screen_and_link_the_guide(euclid_viewer):
     table = docks[0].findChild(QTableWidget)
     header = table.horizontalHeader().sizeHint().height()
     assert table.height() >= header + 3 * table.verticalHeader().defaultSectionSize()  # three rows shown
+
+
+def _controls_without_tooltip(dock) -> list[str]:
+    from qtpy.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit
+
+    missing = []
+    for cls in (QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit):
+        for control in dock.findChildren(cls):
+            if isinstance(control, QLineEdit) and isinstance(control.parent(), (QAbstractSpinBox, QComboBox)):
+                continue  # the editor inside a spin box or combo box
+            if control.objectName().startswith("qt_"):
+                continue  # Qt's own (table corner, toolbar extension)
+            if not control.toolTip().strip():
+                text = control.text() if hasattr(control, "text") else ""
+                missing.append(f"{type(control).__name__} {control.objectName() or text!r}")
+    return missing
+
+
+def test_every_control_of_every_dock_has_a_tooltip(euclid_viewer):
+    missing = {}
+    for name in ("Predict physical maps", "Radial profiles", "Train models", "Prepare Euclid observation"):
+        _, dock = euclid_viewer.window.add_plugin_dock_widget(PLUGIN, name)
+        missing[name] = _controls_without_tooltip(dock)
+    assert missing == {name: [] for name in missing}

@@ -114,6 +114,7 @@ class PredictWidget(QWidget):
             band_form.addRow(BAND_LABELS[band], combo)
         self.auto_button = QPushButton("Assign bands from layer names")
         self.auto_button.clicked.connect(self.auto_assign)
+        self.auto_button.setToolTip("choose each band's layer again from the layers' metadata or names")
         band_form.addRow(self.auto_button)
         # prepared observations carry a σ per band: propagate it through the model (Monte-Carlo)
         self.sigma_check = QCheckBox()
@@ -141,6 +142,8 @@ class PredictWidget(QWidget):
         self.bundle_combo = QComboBox()
         self.bundle_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.bundle_combo.setMinimumContentsLength(18)
+        self.bundle_combo.setToolTip("model bundle: shipped, trained in 'Train models', in $NAPARI_EUCLIDPHYS_MODEL_PATH "
+                                     "or browsed; the line below shows its kind, features and test R²")
         self.browse_button = QPushButton("Browse…")
         self.browse_button.setToolTip("choose a bundle folder (with bundle.json)")
         row.addWidget(self.bundle_combo, 1)
@@ -154,6 +157,7 @@ class PredictWidget(QWidget):
         for target in TARGETS:
             check = QCheckBox(f"{_TARGET_LABEL[target]} ({target})")
             check.setChecked(True)
+            check.setToolTip(f"predict {target} ({_TARGET_LABEL[target]}); greyed out when the bundle has no model for it")
             self.target_checks[target] = check
             target_row.addWidget(check)
         model_layout.addLayout(target_row)
@@ -161,6 +165,7 @@ class PredictWidget(QWidget):
         # --- run
         self.run_panel = RunPanel("Predict")
         self.run_panel.run_button.clicked.connect(self.run)
+        self.run_panel.run_button.setToolTip("predict the maps in the background; layers are added when it ends")
 
         # --- metrics
         self.metrics_table = QTableWidget(0, len(METRIC_COLUMNS))

@@ -104,6 +104,7 @@ class PrepareWidget(QWidget):
                 self.combos[band][key] = combo
                 grid.addWidget(combo, row, col)
         self.auto_button = QPushButton("Assign from layer metadata")
+        self.auto_button.setToolTip("choose the science, RMS and FLAG layers of each band from the reader's metadata")
         self.auto_button.clicked.connect(lambda: self.auto_assign(only_empty=False))
         grid.addWidget(self.auto_button, len(BANDS) + 1, 0, 1, len(MER_ROLES) + 1)
 
@@ -116,6 +117,9 @@ class PrepareWidget(QWidget):
         self.distance_edit.setPlaceholderText("Mpc (instead of the redshift)")
         self.ebv_edit = QLineEdit()
         self.ebv_edit.setPlaceholderText("mag, e.g. the MER catalogue's gal_ebv (empty: not corrected)")
+        self.redshift_edit.setToolTip("the galaxy's redshift (sets the distance, the dimming and the pixel size in pc)")
+        self.distance_edit.setToolTip("the galaxy's distance in Mpc, instead of the redshift")
+        self.ebv_edit.setToolTip("Galactic E(B−V) [mag] at the galaxy; empty: Milky Way extinction NOT corrected")
         form.addRow("redshift z", self.redshift_edit)
         form.addRow("or distance [Mpc]", self.distance_edit)
         form.addRow("Galactic E(B−V) [mag]", self.ebv_edit)
@@ -152,6 +156,9 @@ class PrepareWidget(QWidget):
             spin.setRange(lo, hi)
             spin.setValue(value)
             spin.setSuffix(suffix)
+        self.ra_spin.setToolTip("right ascension of the cutout centre [deg]")
+        self.dec_spin.setToolTip("declination of the cutout centre [deg]")
+        self.size_spin.setToolTip("side of the square cutout [arcsec]")
         cut_form.addRow("RA", self.ra_spin)
         cut_form.addRow("Dec", self.dec_spin)
         cut_form.addRow("size", self.size_spin)
@@ -160,6 +167,7 @@ class PrepareWidget(QWidget):
         # --- run, save
         self.run_panel = RunPanel("Prepare")
         self.run_panel.run_button.clicked.connect(self.run)
+        self.run_panel.run_button.setToolTip("prepare the four bands in the background (MER -> 100 pc MJy/sr with σ)")
         self.save_button = QPushButton("Save as…")
         self.save_button.setToolTip("write the prepared observation (bands, σ, flags, provenance) to one FITS file")
         self.save_button.setEnabled(False)

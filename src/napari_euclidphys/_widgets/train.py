@@ -76,6 +76,7 @@ class TrainWidget(QWidget):
         self.atlas_edit.setPlaceholderText("folder with TNG*_O*_Euclid_*.fits and the maps")
         atlas_browse = QPushButton("Browse…")
         atlas_browse.clicked.connect(self._browse_atlas)
+        atlas_browse.setToolTip("choose an atlas folder (TNG50-SKIRT layout: band images and true maps per galaxy)")
         row = QHBoxLayout()
         row.addWidget(self.atlas_edit, 1)
         row.addWidget(atlas_browse)
@@ -159,6 +160,7 @@ class TrainWidget(QWidget):
         self.out_edit = QLineEdit(values["out_dir"] or str(user_bundle_dir()))
         out_browse = QPushButton("Browse…")
         out_browse.clicked.connect(self._browse_out)
+        out_browse.setToolTip("choose the folder where the trained bundles are saved")
         out_row.addWidget(self.out_edit, 1)
         out_row.addWidget(out_browse)
         out_form = QFormLayout()
@@ -169,6 +171,7 @@ class TrainWidget(QWidget):
         self.results = QLabel("")
         self.results.setWordWrap(True)
 
+        self._set_tooltips()
         layout = scrolling_layout(self)
         layout.addWidget(guide_link("4. Train models"))
         for widget in (data_box, model_box, hyper_box):
@@ -177,6 +180,26 @@ class TrainWidget(QWidget):
         layout.addWidget(self.run_panel)
         layout.addWidget(self.results)
         layout.addStretch(1)
+
+    def _set_tooltips(self) -> None:
+        tips = {
+            self.atlas_edit: "atlas folder: TNG*_O*_Euclid_*.fits band images and the true maps of each galaxy",
+            self.synth_galaxies: "galaxies in the synthetic atlas; fewer than ~20 gives test metrics that mean little",
+            self.synth_npix: "pixels per side of each synthetic galaxy (100 pc pixels)",
+            self.feature_combo: "model inputs: H_E only, the 4 bands, + colours, + squared colours (paper Table 3)",
+            self.seed: "seed of the galaxy split and of the models (same seed, same result)",
+            self.repeats: "train this many times with different splits; metrics are averaged",
+            self.max_pixels: "cap on the training pixels (drawn at random); 'all' uses every pixel",
+            self.rf_trees: "trees of the random forest (more: smoother, slower, larger bundle)",
+            self.dnn_epochs: "maximum training epochs of the neural network (early stopping may end sooner)",
+            self.out_edit: "folder where each model's bundle is saved (listed at once in 'Predict physical maps')",
+            self.run_panel.run_button: "train the chosen models in the background; Cancel saves nothing",
+        }
+        tips.update({check: f"train a {label.lower()} model" for check, label in
+                     ((self.model_checks[k], MODELS[k]) for k in MODELS)})
+        tips.update({check: f"train a model for {target}" for target, check in self.target_checks.items()})
+        for widget, text in tips.items():
+            widget.setToolTip(text)
 
     # ------------------------------------------------------------------ settings
     def values(self) -> dict:
