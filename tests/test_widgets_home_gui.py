@@ -154,3 +154,31 @@ def test_every_control_of_every_dock_has_a_tooltip(euclid_viewer):
         _, dock = euclid_viewer.window.add_plugin_dock_widget(PLUGIN, name)
         missing[name] = _controls_without_tooltip(dock)
     assert missing == {name: [] for name in missing}
+
+
+def _menu_paths(viewer) -> set[tuple[str, ...]]:
+    def walk(menu, path):
+        for action in menu.actions():
+            text = action.text().replace("&", "")
+            if action.menu() is not None:
+                yield path + (text,)
+                yield from walk(action.menu(), path + (text,))
+            elif text:
+                yield path + (text,)
+
+    bar = viewer.window._qt_window.menuBar()
+    return {p for a in bar.actions() if a.menu() is not None for p in walk(a.menu(), (a.text().replace("&", ""),))}
+
+
+def test_menu_paths_in_the_guide_and_readme_are_real(euclid_viewer):
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "napari.md").read_text(encoding="utf-8") + (root / "README.md").read_text(encoding="utf-8")
+    documented = {tuple(part.strip() for part in m.split("→"))
+                  for m in re.findall(r"[*]{1,2}((?:File|Plugins) → [^*]+?)[*]{1,2}", text)}
+    documented = {p[:2] if p[1].startswith("Preferences") else p for p in documented}  # the dialog's own tabs
+    real = _menu_paths(euclid_viewer)
+    assert ("Plugins", "Euclid physical maps", "Predict physical maps") in documented
+    assert ("File", "Open Sample", "Synthetic Euclid galaxy (Euclid physical maps)") in documented
+    assert sorted(documented - real) == []
