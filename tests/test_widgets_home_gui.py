@@ -182,3 +182,22 @@ def test_menu_paths_in_the_guide_and_readme_are_real(euclid_viewer):
     assert ("Plugins", "Euclid physical maps", "Predict physical maps") in documented
     assert ("File", "Open Sample", "Synthetic Euclid galaxy (Euclid physical maps)") in documented
     assert sorted(documented - real) == []
+
+
+def test_status_bar_says_kpc_and_the_value_unit(euclid_viewer, qtbot):
+    viewer = euclid_viewer
+    widget = _dock_with_sample(viewer)
+    _predict(widget, qtbot)
+    pred = viewer.layers["log10 Σ⋆ (predicted) euclidphys-lr-bands-synth"]
+    import re
+
+    status = pred.get_status((1.6, 1.6), world=True)["coordinates"]
+    assert re.fullmatch(r"\[1\.6\d*, 1\.6\d*\] kpc: -?\d+\.\d+ log10\(M⊙/pc²\)", status), status
+    flags = next(ly for ly in viewer.layers if ly.metadata.get("role") == "flags")
+    flags.visible = True
+    flags.data[0, 0] = 3
+    flags.refresh()
+    text = flags.get_status((0.0, 0.0), world=True)["coordinates"]
+    assert text.endswith("3 (masked, outside the training feature range (extrapolated))")
+    truth = viewer.layers["log10 Σ⋆ (truth) synthetic"]  # added before the dock: units too
+    assert " kpc: " in truth.get_status((1.6, 1.6), world=True)["coordinates"]

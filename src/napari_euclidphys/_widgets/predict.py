@@ -42,7 +42,7 @@ from qtpy.QtWidgets import (
 
 from .. import BANDS, TARGETS
 from .._layers import BAND_LABELS, TARGET_DISPLAY, display_rows, robust_limits, show_one_map
-from ._colorbars import caption_active_colorbar, follow_colorbar
+from ._colorbars import caption_active_colorbar, follow_colorbar, install_status_units
 from ..progress import Progress
 
 from ..catalog import BundleNotFoundError
@@ -192,6 +192,7 @@ class PredictWidget(QWidget):
             event.connect(self.refresh_layers)
         self._disconnect_bundles = on_bundles_changed(self.refresh_bundles)
         self.destroyed.connect(lambda *_: self._disconnect_bundles())
+        install_status_units(self.viewer)
         self.refresh_layers()
         self.refresh_bundles()
         last = load_settings("predict", {"bundle": ""})["bundle"]

@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
 )
 
 from ._combos import refill_combo
+from ._colorbars import install_status_units
 from ._scroll import guide_link, scrolling_layout
 from ._canvas import ThemedCanvas
 from ._profile_data import (
@@ -145,6 +146,7 @@ class ProfilesWidget(QWidget):
         layout.addWidget(self.canvas, 1)
         layout.addLayout(exports)
 
+        install_status_units(self.viewer)
         self._pred_kind = None
         self.pred_combo.currentTextChanged.connect(self._remember_kind)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
