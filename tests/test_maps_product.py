@@ -79,7 +79,7 @@ def test_cli_file_opens_in_napari_with_roles_units_colormaps_and_bundle(cli_maps
         flags = hdul["FLAGS"].data
     np.testing.assert_allclose(data, expected, rtol=1e-5, equal_nan=True)
     assert kind == "image" and kw["colormap"] == "magma" and kw["metadata"]["unit"] == "log10(M⊙/pc²)"
-    assert kw["name"] == "log10 Σ⋆ (predicted) euclidphys-rf-bands-synth"
+    assert kw["name"] == "Σ⋆ rf" and kw["metadata"]["description"] == "log10 Σ⋆ (predicted) euclidphys-rf-bands-synth"
     assert kw["metadata"]["bundle_sha256"] and kw["units"] == ("arcsecond", "arcsecond")
     _, kw, _ = roles[("uncertainty", "mass")]
     assert kw["colormap"] == "inferno" and kw["visible"] is False and kw["metadata"]["unit"] == "dex"
@@ -129,7 +129,7 @@ def test_maps_of_two_bundles_keep_their_bundle_in_the_extension_name(cli_maps, t
     assert maps.bundles == ["euclidphys-rf-bands-synth", "euclidphys-lr-bands-synth"]
     assert "BUNDLE" not in maps.primary
     names = [kw["name"] for _, kw, _ in layers_for_file(out)]
-    assert names[0].endswith("rf-bands-synth") and names[2].endswith("lr-bands-synth")
+    assert names == ["Σ⋆ rf", "σ Σ⋆ rf", "Σ⋆ lr", "σ Σ⋆ lr"]
 
 
 def test_extension_names():
@@ -157,7 +157,8 @@ def test_band_noise_sigma_and_low_snr_flags_come_back_as_such(tmp_path):
     out = write_maps_fits(tmp_path / "noisy.fits", pred, bundle, noise={"draws": 8, "seed": 1, "snr_min": 5.0})
     layers = _by_role(layers_for_file(out))
     assert set(layers) == {("predicted", "age"), ("uncertainty", "age"), ("aleatoric", "age"), ("flags", None)}
-    assert layers[("uncertainty", "age")][1]["name"] == (
+    assert layers[("uncertainty", "age")][1]["name"] == "σ total t⋆ rf"
+    assert layers[("uncertainty", "age")][1]["metadata"]["description"] == (
         "log10 t⋆ (uncertainty, total 1σ dex: model ⊕ band noise) euclidphys-rf-bands-synth")
     np.testing.assert_allclose(layers[("aleatoric", "age")][0], 0.2)
     np.testing.assert_allclose(layers[("predicted", "age")][0], np.log10(3.0), rtol=1e-6)

@@ -37,7 +37,8 @@ def test_after_predict_one_map_is_shown_with_a_captioned_colour_bar(euclid_viewe
     _predict(widget, qtbot)
     first = list(widget.added_layers)
     shown = [ly.name for ly in first if ly.visible]
-    assert shown == ["log10 Σ⋆ (predicted) euclidphys-lr-bands-synth"]
+    assert shown == ["Σ⋆ lr"]
+    assert first[0].metadata["description"] == "log10 Σ⋆ (predicted) euclidphys-lr-bands-synth"
     assert [ly.name for ly in first if getattr(ly, "colorbar", None) is not None and ly.colorbar.visible] == shown
     assert viewer.canvas.overlays.text.text == (
         "colour bar: log10 Σ⋆ [log10(M⊙/pc²)] — euclidphys-lr-bands-synth")
@@ -96,12 +97,13 @@ def test_profiles_follow_the_newest_prediction_and_never_offer_residuals_as_trut
     widget = _dock_with_sample(viewer)
     _, prof = viewer.window.add_plugin_dock_widget(PLUGIN, "Radial profiles")
     _predict(widget, qtbot)
-    assert prof.pred_combo.currentText() == "log10 Σ⋆ (predicted) euclidphys-lr-bands-synth"
+    assert prof.pred_combo.currentText() == "Σ⋆ lr"
     assert prof.truth_combo.currentText() == "log10 Σ⋆ (truth) synthetic"
     offered = [prof.truth_combo.itemText(i) for i in range(prof.truth_combo.count())]
-    assert not [name for name in offered if "residual" in name or "uncertainty" in name or "predicted" in name]
-    assert any("residual" in ly.name for ly in viewer.layers)
-    prof.pred_combo.setCurrentText("log10 t⋆ (predicted) euclidphys-lr-bands-synth")  # the user profiles t⋆
+    assert [name for name in offered if name] == ["log10 Σ⋆ (truth) synthetic", "log10 Z⋆/Z⊙ (truth) synthetic",
+                                                  "log10 t⋆ (truth) synthetic"]
+    assert any(ly.metadata.get("role") == "residual" for ly in viewer.layers)
+    prof.pred_combo.setCurrentText("t⋆ lr")  # the user profiles t⋆
     other = tmp_path / "other-lr"
     shutil.copytree(LR, other)
     meta = json.loads((other / "bundle.json").read_text())
@@ -109,7 +111,7 @@ def test_profiles_follow_the_newest_prediction_and_never_offer_residuals_as_trut
     (other / "bundle.json").write_text(json.dumps(meta))
     assert widget.select_bundle(other)
     _predict(widget, qtbot)
-    assert prof.pred_combo.currentText() == "log10 t⋆ (predicted) my-lr"
+    assert prof.pred_combo.currentText() == "t⋆ my-lr"
     assert prof.truth_combo.currentText() == "log10 t⋆ (truth) synthetic"
 
 
@@ -188,7 +190,7 @@ def test_status_bar_says_kpc_and_the_value_unit(euclid_viewer, qtbot):
     viewer = euclid_viewer
     widget = _dock_with_sample(viewer)
     _predict(widget, qtbot)
-    pred = viewer.layers["log10 Σ⋆ (predicted) euclidphys-lr-bands-synth"]
+    pred = viewer.layers["Σ⋆ lr"]
     import re
 
     status = pred.get_status((1.6, 1.6), world=True)["coordinates"]

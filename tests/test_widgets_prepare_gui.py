@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from napari_euclidphys import BANDS
-from napari_euclidphys._layers import display_rows
+from napari_euclidphys._layers import bundle_tag, display_rows
 from napari_euclidphys.progress import exhaust
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("isolated_folders")]
@@ -145,12 +145,12 @@ def test_prepare_dropped_mer_files_then_predict_with_band_sigma(euclid_viewer, q
     assert predict.select_bundle(MODELS / "euclidphys-lr-bands-synth")
     assert _run(predict, qtbot) == "returned", predict.run_panel.status.text()
     lr = "euclidphys-lr-bands-synth"
-    total = viewer.layers[f"log10 Σ⋆ (uncertainty, total 1σ dex: model ⊕ band noise) {lr}"]
-    part = viewer.layers[f"log10 Σ⋆ (band-noise part of σ, dex) {lr}"]
+    total = viewer.layers[f"σ total Σ⋆ {bundle_tag(lr)}"]
+    part = viewer.layers[f"σ band Σ⋆ {bundle_tag(lr)}"]
     finite = np.isfinite(total.data)
     assert finite.sum() > 50 and (total.data[finite] > 0).all()
     np.testing.assert_allclose(total.data, part.data, rtol=1e-6, equal_nan=True)  # LR: σ = band noise only
-    pred_flags = viewer.layers[f"flags (grey: masked, orange: outside training range, blue: low S/N) {lr}"]
+    pred_flags = viewer.layers[f"flags {bundle_tag(lr)}"]
     assert (pred_flags.data[display_rows(direct.flags) != 0] & 1).all()  # prepared-bad pixels not predicted
 
     # --- random forest: once with the model's σ only, once with the band σ added
@@ -160,9 +160,9 @@ def test_prepare_dropped_mer_files_then_predict_with_band_sigma(euclid_viewer, q
     predict.sigma_check.setChecked(True)
     assert _run(predict, qtbot) == "returned", predict.run_panel.status.text()
     rf = "euclidphys-rf-bands-synth"
-    model_only = viewer.layers[f"log10 Σ⋆ (uncertainty, 1σ dex) {rf}"].data
-    total = viewer.layers[f"log10 Σ⋆ (uncertainty, total 1σ dex: model ⊕ band noise) {rf}"].data
-    part = viewer.layers[f"log10 Σ⋆ (band-noise part of σ, dex) {rf}"].data
+    model_only = viewer.layers[f"σ Σ⋆ {bundle_tag(rf)}"].data
+    total = viewer.layers[f"σ total Σ⋆ {bundle_tag(rf)}"].data
+    part = viewer.layers[f"σ band Σ⋆ {bundle_tag(rf)}"].data
     both = np.isfinite(model_only) & np.isfinite(total)
     assert both.sum() > 50
     assert (total[both] >= model_only[both] - 1e-6).all()

@@ -154,17 +154,16 @@ def test_prediction_layers_residuals_metrics_and_flags():
     layers, metrics = prediction_layer_data(pred, pixel_pc=100.0, truth_layers=truth, metadata={"extra": 1})
     by_name = {kw["name"]: (data, kw, kind) for data, kw, kind in layers}
     assert list(by_name) == [
-        "log10 Σ⋆ (predicted) toy-lr", "log10 Σ⋆ (uncertainty, 1σ dex) toy-lr", "log10 Σ⋆ (residual true−pred, dex) toy-lr",
-        "log10 Z⋆/Z⊙ (predicted) toy-lr", "log10 Z⋆/Z⊙ (uncertainty, 1σ dex) toy-lr",
-        "log10 t⋆ (predicted) toy-lr", "log10 t⋆ (uncertainty, 1σ dex) toy-lr", "log10 t⋆ (residual true−pred, dex) toy-lr",
-        "flags (grey: masked, orange: outside training range) toy-lr"]
+        "Σ⋆ toy-lr", "σ Σ⋆ toy-lr", "Δ Σ⋆ toy-lr", "Z⋆ toy-lr", "σ Z⋆ toy-lr",
+        "t⋆ toy-lr", "σ t⋆ toy-lr", "Δ t⋆ toy-lr", "flags toy-lr"]
     for t in TARGETS:
-        data, kw, _ = by_name[[n for n in by_name if "(predicted)" in n][TARGETS.index(t)]]
+        data, kw, _ = by_name[[n for n in by_name if by_name[n][1]["metadata"]["role"] == "predicted"][TARGETS.index(t)]]
         np.testing.assert_allclose(data, display_rows(to_display(t, pred.maps[t])), equal_nan=True)
         assert kw["metadata"]["bundle_sha256"] == "ab" * 32 and kw["metadata"]["extra"] == 1
         assert kw["scale"] == (0.1, 0.1)
     # residual = truth - prediction, in display order and units (dex), symmetric limits
-    res, kw, _ = by_name["log10 t⋆ (residual true−pred, dex) toy-lr"]
+    res, kw, _ = by_name["Δ t⋆ toy-lr"]
+    assert kw["metadata"]["description"] == "log10 t⋆ (residual true−pred, dex) toy-lr"
     expected = display_rows(to_display("age", truth_maps["age"]) - to_display("age", pred.maps["age"]))
     np.testing.assert_allclose(res, expected, rtol=0, atol=1e-5, equal_nan=True)
     assert np.isnan(res[-1]).all()  # FITS row 0 (masked) is the bottom row on screen
@@ -176,7 +175,7 @@ def test_prediction_layers_residuals_metrics_and_flags():
     assert metrics["mass"] == pytest.approx(ref, nan_ok=True)
     assert metrics["mass"]["n"] == 5 * 8
     # flags: labels layer in display order, bits kept
-    flags, kw, kind = by_name["flags (grey: masked, orange: outside training range) toy-lr"]
+    flags, kw, kind = by_name["flags toy-lr"]
     assert kind == "labels" and flags.dtype == np.uint8
     np.testing.assert_array_equal(flags, pred.flags[::-1])
     assert kw["colormap"][FLAG_OUT_OF_RANGE] != kw["colormap"][FLAG_MASKED]

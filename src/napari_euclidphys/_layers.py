@@ -26,6 +26,8 @@ __all__ = [
     "flags_layer_data",
     "maps_file_layer_data",
     "show_one_map",
+    "bundle_tag",
+    "model_layer_name",
     "colorbar_caption",
     "FLAG_COLORS",
     "RESIDUAL_COLORMAP",
@@ -270,11 +272,33 @@ def symmetric_limits(image, percentile: float = 99.0) -> tuple[float, float]:
     return -lim, lim
 
 
-def _model_layer_name(stem: str, role: str, source: str, total: bool) -> str:
+#: Short symbol of each target in layer names.
+TARGET_SYMBOL = {"mass": "Σ⋆", "metallicity": "Z⋆", "age": "t⋆", "dust": "Σdust"}
+#: Prefix of each model role in short layer names ("" for the prediction itself).
+ROLE_PREFIX = {"predicted": "", "uncertainty": "σ ", "aleatoric": "σ band ", "residual": "Δ "}
+
+
+def bundle_tag(bundle_name: str) -> str:
+    """The short form of a bundle name used in layer names: "rf", "wide-rf", "rf-bands", "toy-lr"."""
+    from .catalog import short_names
+
+    shorts = short_names(bundle_name)
+    if shorts:
+        return shorts[0]
+    return bundle_name[len("euclidphys-"):] if bundle_name.startswith("euclidphys-") else bundle_name
+
+
+def _model_layer_description(stem: str, role: str, source: str, total: bool) -> str:
     what = {"predicted": "predicted", "truth": "truth",
             "uncertainty": "uncertainty, total 1σ dex: model ⊕ band noise" if total else "uncertainty, 1σ dex",
             "aleatoric": "band-noise part of σ, dex", "residual": "residual true−pred, dex"}[role]
     return f"{stem} ({what})" + (f" {source}" if source else "")
+
+
+def model_layer_name(kind: str, role: str, bundle_name: str, total: bool = False) -> str:
+    """Short layer name of a model map: "Σ⋆ rf", "σ Σ⋆ rf", "σ total Σ⋆ lr", "σ band Σ⋆ lr", "Δ Σ⋆ rf"."""
+    prefix = "σ total " if role == "uncertainty" and total else ROLE_PREFIX[role]
+    return f"{prefix}{TARGET_SYMBOL[kind]} {bundle_tag(bundle_name)}".strip()
 
 
 def model_layer_data(shown: np.ndarray, kind: str, role: str, *, source: str = "", pixel_pc=None,
@@ -290,7 +314,9 @@ def model_layer_data(shown: np.ndarray, kind: str, role: str, *, source: str = "
     data, kwargs, layer_type = map_layer_data(shown, kind, role=role, source=source,
                                               pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec, metadata=meta,
                                               already_display=True)
-    kwargs["name"] = _model_layer_name(TARGET_DISPLAY[kind][0], role, source, total_sigma)
+    description = _model_layer_description(TARGET_DISPLAY[kind][0], role, source, total_sigma)
+    kwargs["metadata"]["description"] = description
+    kwargs["name"] = description if role == "truth" else model_layer_name(kind, role, source, total_sigma)
     if role in ("uncertainty", "aleatoric"):
         kwargs.update(colormap="inferno", contrast_limits=robust_limits(data, 0.0, 99.0), visible=False)
     elif role == "residual":
@@ -302,13 +328,14 @@ def flags_layer_data(flags_shown: np.ndarray, *, source: str = "", scale=(1.0, 1
                      pixel_pc=None, pixel_arcsec=None, metadata: dict | None = None, low_snr: bool = False) -> tuple:
     """LayerData of a prediction's flag bits (display order) as a labels layer in :data:`FLAG_COLORS`."""
     bits = {b: FLAG_MEANINGS[b] for b in (FLAG_MASKED, FLAG_OUT_OF_RANGE)}
-    name = "flags (grey: masked, orange: outside training range"
+    description = "flags (grey: masked, orange: outside training range"
     if low_snr:
         bits[FLAG_LOW_SNR] = FLAG_MEANINGS[FLAG_LOW_SNR]
-        name += ", blue: low S/N"
+        description += ", blue: low S/N"
+    description += ")" + (f" {source}" if source else "")
     meta = {**(metadata or {}), "role": "flags", "unit": "", "pixel_pc": pixel_pc, "pixel_arcsec": pixel_arcsec,
-            "fits_order": False, "source": source, "flag_bits": bits}
-    kwargs = {"name": name + ")" + (f" {source}" if source else ""), "colormap": dict(FLAG_COLORS),
+            "fits_order": False, "source": source, "flag_bits": bits, "description": description}
+    kwargs = {"name": f"flags {bundle_tag(source)}".strip(), "colormap": dict(FLAG_COLORS),
               "scale": scale, "units": units, "metadata": meta, "opacity": 0.6, "visible": False}
     return np.asarray(flags_shown, dtype=np.uint8), kwargs, "labels"
 
