@@ -100,7 +100,7 @@ def test_profiles_follow_the_newest_prediction_and_never_offer_residuals_as_trut
     assert prof.pred_combo.currentText() == "Σ⋆ lr"
     assert prof.truth_combo.currentText() == "log10 Σ⋆ (truth) synthetic"
     offered = [prof.truth_combo.itemText(i) for i in range(prof.truth_combo.count())]
-    assert [name for name in offered if name] == ["log10 Σ⋆ (truth) synthetic", "log10 Z⋆/Z⊙ (truth) synthetic",
+    assert [name for name in offered if name and name != "(none)"] == ["log10 Σ⋆ (truth) synthetic", "log10 Z⋆/Z⊙ (truth) synthetic",
                                                   "log10 t⋆ (truth) synthetic"]
     assert any(ly.metadata.get("role") == "residual" for ly in viewer.layers)
     prof.pred_combo.setCurrentText("t⋆ lr")  # the user profiles t⋆

@@ -12,6 +12,20 @@ from __future__ import annotations
 
 import numpy as np
 
+# The vocabulary (labels, displayed quantities and units, colour maps, flag bits) is quantities.py's.
+from .quantities import (
+    BAND_LABELS,
+    FLAG_COLORS,
+    FLAG_LOW_SNR,
+    FLAG_MASKED,
+    FLAG_MEANINGS,
+    FLAG_OUT_OF_RANGE,
+    RESIDUAL_COLORMAP,
+    TARGET_DISPLAY,
+    Z_SUN,
+)
+from .quantities import TARGET_SYMBOLS as TARGET_SYMBOL
+
 __all__ = [
     "BAND_LABELS",
     "TARGET_DISPLAY",
@@ -36,19 +50,6 @@ __all__ = [
     "from_display",
 ]
 
-#: Solar metallicity used for Z⋆/Z⊙ (the paper's Z⊙ = 0.02).
-Z_SUN = 0.02
-
-#: Band key -> label used in layer names.
-BAND_LABELS = {"VIS": "I_E", "Y": "Y_E", "J": "J_E", "H": "H_E"}
-
-#: Target/map key -> (layer name stem, unit label, colormap). All maps are shown in log10.
-TARGET_DISPLAY = {
-    "mass": ("log10 Σ⋆", "log10(M⊙/pc²)", "magma"),
-    "metallicity": ("log10 Z⋆/Z⊙", "dex", "viridis"),
-    "age": ("log10 t⋆", "log10(Gyr)", "plasma"),
-    "dust": ("log10 Σdust", "log10(M⊙/pc²)", "cividis"),
-}
 
 
 def display_rows(image: np.ndarray) -> np.ndarray:
@@ -247,18 +248,6 @@ def prepared_layer_data(prep, source: str, path: str | None = None) -> list[tupl
     return layers
 
 
-#: Flag bits of predicted maps (inference.py: 1 masked, 2 out of range; propagation.py: 4 low S/N).
-FLAG_MASKED, FLAG_OUT_OF_RANGE, FLAG_LOW_SNR = 1, 2, 4
-#: Label colours of the flag layer (0 and unknown values transparent).
-FLAG_COLORS = {0: "transparent", FLAG_MASKED: "#7f7f7f", FLAG_OUT_OF_RANGE: "#ff8c00",
-               FLAG_MASKED | FLAG_OUT_OF_RANGE: "#ff0000", FLAG_LOW_SNR: "#1f77b4",
-               FLAG_LOW_SNR | FLAG_OUT_OF_RANGE: "#9467bd", None: "transparent"}
-#: Diverging colormap of residual layers (blue: model over-predicts, red: under-predicts).
-RESIDUAL_COLORMAP = "RdBu_r"
-#: What each flag bit means (layer metadata "flag_bits").
-FLAG_MEANINGS = {FLAG_MASKED: "masked: invalid or below the H_E clip, not predicted",
-                 FLAG_OUT_OF_RANGE: "outside the training feature range (extrapolated)",
-                 FLAG_LOW_SNR: "H_E signal-to-noise below the threshold (prediction noise-dominated)"}
 
 
 def symmetric_limits(image, percentile: float = 99.0) -> tuple[float, float]:
@@ -272,8 +261,6 @@ def symmetric_limits(image, percentile: float = 99.0) -> tuple[float, float]:
     return -lim, lim
 
 
-#: Short symbol of each target in layer names.
-TARGET_SYMBOL = {"mass": "Σ⋆", "metallicity": "Z⋆", "age": "t⋆", "dust": "Σdust"}
 #: Prefix of each model role in short layer names ("" for the prediction itself).
 ROLE_PREFIX = {"predicted": "", "uncertainty": "σ ", "aleatoric": "σ band ", "residual": "Δ "}
 

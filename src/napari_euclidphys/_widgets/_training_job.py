@@ -18,9 +18,10 @@ __all__ = ["train_job", "train_summary_job", "TrainingSummary"]
 
 @dataclass
 class TrainingSummary:
-    """What the dock shows of a run trained in another process: the summary rows per dataset."""
+    """What the dock shows of a run trained in another process: the summary rows per dataset and the split."""
 
     rows: dict
+    split: object = None  # the run's GalaxySplit (train_ids, test_ids)
 
     def summary(self, dataset: str = "test") -> list:
         return self.rows.get(dataset, [])
@@ -50,7 +51,7 @@ def train_summary_job(atlas_root, config_kwargs: dict, out_dir):
     """:func:`train_job` returning (:class:`TrainingSummary`, saved paths): picklable."""
     result, saved = yield from train_job(atlas_root, config_kwargs, out_dir)
     rows = {dataset: result.summary(dataset) for dataset in ("test", "train")}
-    return TrainingSummary(rows=rows), saved
+    return TrainingSummary(rows=rows, split=result.split), saved
 
 
 #: Fewer training / test galaxies than these and the test metrics say little (train dock warning).

@@ -46,6 +46,7 @@ from ._colorbars import caption_active_colorbar, follow_colorbar, install_status
 from ..progress import Progress
 
 from ..catalog import BundleNotFoundError
+from ..quantities import TARGET_SYMBOLS
 from ._bundles import (BundleInfo, available_bundles, on_bundles_changed, read_bundle_info, register_bundle_dir,
                        resolve_bundle)
 from ._results import (FLAG_LOW_SNR, OUT_OF_RANGE_WARN, band_layer_for, band_sigma_layers, bands_from_layers,
@@ -60,7 +61,7 @@ __all__ = ["PredictWidget", "predict_job", "predict_band_noise_job", "METRIC_COL
 #: Metrics table columns: (key of regression_metrics, header).
 METRIC_COLUMNS = (("r2", "R²"), ("rmse", "RMSE"), ("nmad", "NMAD"), ("f_out", "f_out"), ("bias", "bias"),
                   ("pearson_r", "ρ"), ("n", "N pix"))
-_TARGET_LABEL = {"mass": "Σ⋆", "metallicity": "Z⋆", "age": "t⋆"}
+_TARGET_LABEL = TARGET_SYMBOLS
 
 
 def predict_job(bundle_path, bands, targets, chunk_pixels: int):

@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
 from .. import TARGETS
 from ..progress import Progress
 
+from ..quantities import MODEL_NAMES, TARGET_SYMBOLS
 from ._bundles import notify_bundles_changed, register_bundle_dir, user_bundle_dir
 from ._run import RunPanel
 from ._scroll import guide_link, scrolling_layout
@@ -39,10 +40,10 @@ from ._training_job import small_run_warning, train_job
 
 __all__ = ["TrainWidget", "train_job", "build_atlas_job", "DEFAULTS"]
 
-MODELS = {"lr": "Linear regression", "rf": "Random forest", "dnn": "Neural network (DNN)"}
+MODELS = MODEL_NAMES
 FEATURES = {"h": "H_E only", "bands": "4 bands", "colours": "4 bands + 6 colours",
             "colours2": "4 bands + colours + squared colours"}
-_TARGET_LABEL = {"mass": "Σ⋆", "metallicity": "Z⋆", "age": "t⋆"}
+_TARGET_LABEL = TARGET_SYMBOLS
 
 #: Persisted settings and their defaults.
 DEFAULTS = {"atlas": "", "out_dir": "", "models": ("lr", "rf"), "feature_set": "bands", "targets": TARGETS,
@@ -310,7 +311,9 @@ class TrainWidget(QWidget):
                 model = model if model in MODELS else f"{model} baseline"
                 lines.append(f"{model} {_TARGET_LABEL.get(row.get('target'), row.get('target'))}: "
                              f"test R² = {r2:.3f}, RMSE = {rmse:.3f} dex")
-        warning = small_run_warning(len(result.split.train_ids), len(result.split.test_ids), result.summary("test"))
+        split = getattr(result, "split", None)
+        warning = (small_run_warning(len(split.train_ids), len(split.test_ids), result.summary("test"))
+                   if split is not None else None)
         if warning:
             from napari.utils.notifications import show_warning
 

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import quantities
+
 __all__ = [
     "PRODUCT_KIND",
     "TARGET_EXTNAMES",
@@ -55,22 +57,21 @@ __all__ = [
 
 #: Value of the PRODUCT keyword that marks a predicted-maps file.
 PRODUCT_KIND = "EUCLIDPHYS-MAPS"
-#: EXTNAME stem of each target's maps.
-TARGET_EXTNAMES = {"mass": "MASS", "metallicity": "METALLICITY", "age": "AGE", "dust": "DUST"}
+#: EXTNAME stem of each target's maps (quantities.py).
+TARGET_EXTNAMES = quantities.TARGET_EXTNAMES
 #: BUNIT of the physical maps (predicted, truth).
-PHYSICAL_UNITS = {"mass": "Msun/pc2", "metallicity": "", "age": "Gyr", "dust": "Msun/pc2"}
+PHYSICAL_UNITS = quantities.TARGET_UNITS
 #: EXTNAME suffix of each map role (after the target stem).
 ROLE_SUFFIX = {"predicted": "", "truth": "_TRUTH", "uncertainty": "_SIGMA", "aleatoric": "_ALEA",
                "residual": "_RESID"}
 #: Roles that come from a model bundle (their extension carries BUNDLE).
 MODEL_ROLES = ("predicted", "uncertainty", "aleatoric", "residual", "flags")
 #: Flag bit value -> short name, for ``FLAGS`` (``FLAGBIT1`` … cards; inference.py, propagation.py).
-FLAG_BITS = {1: "masked", 2: "out of range", 4: "low S/N"}
+FLAG_BITS = quantities.FLAG_NAMES
 _ROLE_BUNIT = {"uncertainty": ("dex", "1 sigma of log10 {t}"),
                "aleatoric": ("dex", "band-noise 1 sigma of log10 {t}"),
                "residual": ("dex", "true - predicted log10 {t}")}
-_DESCRIPTION = {"mass": "stellar mass surface density", "metallicity": "mass-weighted absolute Z",
-                "age": "mass-weighted age", "dust": "dust mass surface density"}
+_DESCRIPTION = quantities.TARGET_DESCRIPTIONS
 _ASCII = {"Σ": "Sigma", "⋆": "*", "⊙": "sun", "σ": "sigma", "−": "-", "²": "2", "ρ": "rho", "—": "-",
           "⊕": "(+)", "Δ": "delta"}
 
