@@ -392,7 +392,7 @@ def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwri
     """
     import numpy as np
 
-    from ..io.maps import extension_header, extension_name, write_maps
+    from ..io.maps import extension_header, extension_name, geometry_cards, write_maps
 
     primary, extensions = _output_layout(bundle, prediction.targets, reference, inputs)
     primary["NEVAL"] = prediction.n_evaluated
@@ -410,22 +410,11 @@ def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwri
                 "flags": lambda: prediction.flags.astype(np.uint8)}[what]()
         planes.append((name, hdr, data))
         if what == "sigma" and prediction.aleatoric:
-            alea = extension_header("aleatoric", t, geometry=reference_geometry(hdr), bundle_name=bundle.name,
+            alea = extension_header("aleatoric", t, geometry=geometry_cards(hdr), bundle_name=bundle.name,
                                     bundle_sha256=bundle.sha256 or "")
             planes.append((extension_name("aleatoric", t), alea, np.asarray(prediction.aleatoric[t], np.float32)))
     write_maps(path, primary, planes, overwrite=overwrite)
     return Path(path)
-
-
-def reference_geometry(header):
-    """The WCS/PIXSIZE cards of an extension header (everything but the plane's own cards)."""
-    own = {"BUNIT", "ROLE", "MAPKIND", "BAND", "BUNDLE", "BUNDSHA", "LAYER", "FILTER"}
-    geometry = header.copy()
-    for key in own:
-        geometry.remove(key, ignore_missing=True, remove_all=True)
-    for key in [k for k in geometry if k.startswith("FLAGBIT")]:
-        geometry.remove(key, ignore_missing=True)
-    return geometry
 
 
 def _power_of_ten(log_values):

@@ -49,6 +49,7 @@ __all__ = [
     "set_text_card",
     "extension_name",
     "extension_header",
+    "geometry_cards",
     "primary_header",
     "write_maps",
     "is_maps_file",
@@ -167,6 +168,16 @@ def extension_header(role: str, target: str | None = None, *, geometry=None, ban
     if layer:
         set_text_card(hdr, "LAYER", layer, "napari layer name")
     return hdr
+
+
+def geometry_cards(header):
+    """The WCS/PIXSIZE cards of an extension header: everything but the plane's own cards."""
+    geometry = header.copy()
+    for key in ("BUNIT", "ROLE", "MAPKIND", "BAND", "BUNDLE", "BUNDSHA", "LAYER", "FILTER"):
+        geometry.remove(key, ignore_missing=True, remove_all=True)
+    for key in [k for k in geometry if k.startswith("FLAGBIT")]:
+        geometry.remove(key, ignore_missing=True)
+    return geometry
 
 
 def primary_header(bundle_name: str = "", bundle_sha256: str = ""):
