@@ -144,6 +144,15 @@ def main(argv=None) -> int:
 CARD_SECTION = "## Calibrated uncertainty"
 
 
+def _describe(atlas_dir: str) -> str:
+    """'N galaxies of synthetic atlas seed S' from an atlas manifest (the folder name otherwise)."""
+    try:
+        manifest = json.loads((Path(atlas_dir) / "manifest.json").read_text())
+        return f"{manifest['n_galaxies']} galaxies of synthetic atlas seed {manifest['seed']}"
+    except (OSError, ValueError, KeyError):
+        return f"the galaxies of `{Path(atlas_dir).name}`"
+
+
 def card_with_calibration(card: str, entry: dict, args) -> str:
     """The model card with its calibration section (replaced when present) and the right reproduce line."""
     if CARD_SECTION in card:
@@ -158,9 +167,9 @@ def card_with_calibration(card: str, entry: dict, args) -> str:
                  for r in res["coverage"]]
     section = (f"{CARD_SECTION}\n\nThe σ this bundle reports is calibrated: σ_cal = √((a σ)² + b²) per target and H_E S/N bin "
                "(noise-free inputs have a bin of their own), with σ the model's spread ⊕ the propagated band noise, "
-               f"fitted on {len(entry['calibration']['source'].get('galaxies', []))} galaxies of atlas seeds it never saw "
-               f"(`{args.calib}` and its observed, prepared version). Coverage on other unseen test galaxies "
-               f"(`{args.test}`, `{args.test_observed}`; nominal 68.3 % and 95.4 %):\n\n" + "\n".join(rows) + "\n\n")
+               f"fitted on {_describe(args.calib)} and its observed, prepared version (never seen in training). "
+               f"Coverage on other unseen test galaxies ({_describe(args.test)}, ideal and observed; nominal "
+               "68.3 % and 95.4 %):\n\n" + "\n".join(rows) + "\n\n")
     marker = "## Intended use"
     return card.replace(marker, section + marker) if marker in card else card.rstrip() + "\n\n" + section
 
