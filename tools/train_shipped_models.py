@@ -100,7 +100,7 @@ TNG50-SKIRT atlas (`napari-euclidphys-train --atlas ...`) before drawing any phy
 Out-of-range pixels (outside the training feature range) are flagged by the predictor.
 
 ## Reproduce
-`.venv/bin/python tools/train_shipped_models.py` (recipe: `{json.dumps(recipe)}`)
+`.venv/bin/python tools/train_shipped_models.py{" --observed" if recipe.get("observed") else ""}` (recipe: `{json.dumps(recipe)}`)
 """
 
 

@@ -29,7 +29,9 @@ def trained_on_observations(provenance: dict | None) -> bool:
 
     provenance = provenance or {}
     manifest = provenance.get("atlas_manifest") or {}
-    return bool(provenance.get("observation")) or (isinstance(manifest, dict) and manifest.get("kind") == PREPARED_KIND)
+    config = provenance.get("config") if isinstance(provenance.get("config"), dict) else {}
+    return (bool(provenance.get("observation")) or bool(config.get("noise_augmentation"))
+            or (isinstance(manifest, dict) and manifest.get("kind") == PREPARED_KIND))
 
 
 def input_mismatch(bundle_name: str, observed_bundle: bool, observed_input: bool) -> str | None:

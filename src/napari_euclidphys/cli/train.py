@@ -27,6 +27,21 @@ def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _augmentation(args) -> dict | None:
+    """The noise-augmentation spec of the options, or None; ValueError naming the option when wrong."""
+    if args.augment_noise is None:
+        return None
+    try:
+        zs = [float(z) for z in args.augment_redshifts.split(",") if z.strip()]
+    except ValueError:
+        raise ValueError(f"--augment-redshifts: give numbers, e.g. 0.01,0.03; got {args.augment_redshifts!r}") from None
+    if not zs or not all(0 < z < 0.2 for z in zs):
+        raise ValueError(f"--augment-redshifts: give redshifts in (0, 0.2), got {args.augment_redshifts!r}")
+    if not 1 <= args.augment_copies <= 20:
+        raise ValueError(f"--augment-copies must be 1 to 20, got {args.augment_copies}")
+    return {"depth": args.augment_noise, "redshifts": zs, "copies": int(args.augment_copies)}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import TARGETS
 
@@ -62,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-leaf-nodes", type=int, default=None, help="RF leaves per tree bound")
     p.add_argument("--max-samples", type=int, default=None, help="RF pixels per tree (2 000 000)")
     p.add_argument("--max-train-pixels", type=int, default=None, help="seeded subsample of training pixels")
+    p.add_argument("--augment-noise", choices=("wide", "deep"), default=None,
+                   help="train (and test) on noisy copies of the pixels, with the noise of prepared Euclid "
+                        "observations at this depth (measured by the observation model), for models meant "
+                        "for observed data; the PSF's blur is not added (use an observe --prepared atlas)")
+    p.add_argument("--augment-redshifts", default="0.01,0.02,0.03",
+                   help="with --augment-noise: redshifts whose noise levels the copies draw from")
+    p.add_argument("--augment-copies", type=int, default=2, help="with --augment-noise: noisy copies per pixel")
     p.add_argument("--lofo", action="store_true", help="leave-one-band-out ΔRMSE for RF and DNN")
     p.add_argument("--colour-check", action="store_true", help="Appendix D: predict colours from bands")
     p.add_argument("--chained", action="store_true", help="also chained Σ⋆ → Z⋆ → t⋆, reported beside")
@@ -159,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             clip_h=args.clip_h, model_params=_model_params(args), max_train_pixels=args.max_train_pixels,
             lofo=args.lofo, colour_check=args.colour_check, chained=args.chained, cv_folds=args.cv_folds,
             rf_grid_search=args.rf_grid_search, checkpoint_dir=args.checkpoint_dir,
-            scheduler=args.scheduler)
+            scheduler=args.scheduler, noise_augmentation=_augmentation(args))
         if projections is not None:
             missing = sorted(set(projections) - set(atlas.projections))
             if missing:

@@ -393,12 +393,18 @@ class ModelBundle:
         return path
 
     def save_calibration(self) -> Path:
-        """Rewrite this saved bundle's ``bundle.json`` with :attr:`calibration` (model files unchanged)."""
+        """Rewrite this saved bundle's ``bundle.json`` with :attr:`calibration`, and ``MODEL_CARD.md``
+        with :attr:`model_card` (its hash updated); the model files are not touched."""
         if self.path is None:
             raise BundleError("the bundle has not been saved or loaded from a folder; save it first")
         meta_path = self.path / "bundle.json"
         meta = dict(self.meta) if self.meta else json.loads(meta_path.read_text(encoding="utf-8"))
         meta["calibration"] = self.calibration.to_dict() if self.calibration is not None else None
+        if self.model_card:
+            card = self.path / "MODEL_CARD.md"
+            with atomic_path(card, overwrite=True) as tmp:
+                tmp.write_text(self.model_card, encoding="utf-8")
+            meta["files"] = {**meta.get("files", {}), "MODEL_CARD.md": file_sha256(card)}
         text = json.dumps(jsonable(meta), indent=2, sort_keys=False, allow_nan=False) + "\n"
         with atomic_path(meta_path, overwrite=True) as tmp:
             tmp.write_text(text, encoding="utf-8")

@@ -69,6 +69,9 @@ class TrainingConfig:
     test_galaxy_ids: tuple | None = None
     checkpoint_dir: str | None = None
     scheduler: str | None = None
+    #: {"depth": "wide"|"deep", "redshifts": [...], "copies": k}: train (and test) on noisy copies of the
+    #: pixels, with the noise of prepared observations at that depth (:mod:`napari_euclidphys.augment`)
+    noise_augmentation: dict | None = None
 
     def __post_init__(self) -> None:
         from ..features import DEFAULT_CLIP_H, FEATURE_SETS
@@ -282,6 +285,20 @@ def tune_forest(X, y, groups, *, seed: int = 0, subset_fraction: float = 0.2, n_
 # ------------------------------------------------------------------------------- the core
 
 
+def _noisy_copies(train: PixelSet, test: PixelSet, spec: dict, pixel_pc: float, seed: int):
+    """Training pixels as ``copies`` noisy versions each, test pixels as one (the depth of ``spec``)."""
+    from ..augment import augment_log_bands, noise_model
+
+    models = [noise_model(spec["depth"], float(z), pixel_pc) for z in spec["redshifts"]]
+    log_bands, rows = augment_log_bands(train.log_bands, models, int(spec.get("copies", 1)), seed + 101)
+    train = train.subset(rows)
+    train.log_bands = log_bands
+    log_bands, rows = augment_log_bands(test.log_bands, models, 1, seed + 103)
+    test = test.subset(rows)
+    test.log_bands = log_bands
+    return train, test
+
+
 def train_models(atlas, config: TrainingConfig | None = None, *, pixels: PixelSet | None = None,
                  **overrides) -> ProgressGenerator[TrainingResult]:
     """Train and evaluate the configured models on ``atlas`` (an ``Atlas`` or folder).
@@ -317,6 +334,8 @@ def train_models(atlas, config: TrainingConfig | None = None, *, pixels: PixelSe
     if config.max_train_pixels is not None and len(train) > config.max_train_pixels:
         rng = np.random.default_rng(config.seed + 7919)
         train = train.subset(np.sort(rng.choice(len(train), config.max_train_pixels, replace=False)))
+    if config.noise_augmentation:
+        train, test = _noisy_copies(train, test, config.noise_augmentation, atlas.pixel_pc(), config.seed)
     is_val = validation_mask(len(train), config.validation_fraction, config.seed + 1)
     fit_rows = ~is_val
 
