@@ -97,3 +97,21 @@ def isolated_folders(tmp_path, monkeypatch):
     monkeypatch.setattr(_bundles, "_EXTRA_DIRS", [])
     monkeypatch.setattr(_bundles, "_LISTENERS", [])
     monkeypatch.setattr(catalog, "shipped_bundle_dirs", lambda: [])
+
+
+@pytest.fixture
+def uncalibrated(tmp_path):
+    """Copy a shipped bundle without its σ calibration (for tests of the raw σ algebra)."""
+    import shutil
+
+    from napari_euclidphys.io.bundle import ModelBundle
+
+    def _copy(bundle_dir):
+        target = tmp_path / f"uncalibrated-{Path(bundle_dir).name}"
+        shutil.copytree(bundle_dir, target)
+        bundle = ModelBundle.load(target)
+        bundle.calibration = None
+        bundle.save_calibration()
+        return target
+
+    return _copy

@@ -150,7 +150,7 @@ def test_band_noise_sigma_and_low_snr_flags_come_back_as_such(tmp_path):
     flags[1, 1] = 4
     pred = SimpleNamespace(targets=("age",), maps={"age": np.full(shape, 3.0, np.float32)},
                            uncertainty={"age": np.full(shape, 0.3, np.float32)},
-                           aleatoric={"age": np.full(shape, 0.2, np.float32)}, flags=flags, n_evaluated=20,
+                           aleatoric={"age": np.full(shape, 0.2, np.float32)}, flags=flags, n_evaluated=20, calibrated=True,
                            n_out_of_range=0)
     bundle = SimpleNamespace(name="euclidphys-rf-bands-synth", sha256="a" * 64, kind="rf", feature_set="bands",
                              clip_h=0.55)
@@ -160,6 +160,7 @@ def test_band_noise_sigma_and_low_snr_flags_come_back_as_such(tmp_path):
     assert layers[("uncertainty", "age")][1]["name"] == "σ total t⋆ rf"
     assert layers[("uncertainty", "age")][1]["metadata"]["description"] == (
         "log10 t⋆ (uncertainty, total 1σ dex: model ⊕ band noise) euclidphys-rf-bands-synth")
+    assert layers[("uncertainty", "age")][1]["metadata"]["sigma_calibrated"] is True
     np.testing.assert_allclose(layers[("aleatoric", "age")][0], 0.2)
     np.testing.assert_allclose(layers[("predicted", "age")][0], np.log10(3.0), rtol=1e-6)
     assert 4 in layers[("flags", None)][1]["metadata"]["flag_bits"]

@@ -69,7 +69,8 @@ def _run(widget, qtbot) -> str:
     return finished.args[0]
 
 
-def test_prepare_dropped_mer_files_then_predict_with_band_sigma(euclid_viewer, qtbot, mer_files, notes, tmp_path):
+def test_prepare_dropped_mer_files_then_predict_with_band_sigma(euclid_viewer, qtbot, mer_files, notes, tmp_path,
+                                                                uncalibrated):
     from napari.layers import Image, Labels
 
     from napari_euclidphys._widgets.predict import PredictWidget
@@ -142,7 +143,8 @@ def test_prepare_dropped_mer_files_then_predict_with_band_sigma(euclid_viewer, q
     assert predict.sigma_check.isEnabled() and predict.sigma_check.isChecked()
     assert predict.sigma_check.text() == "propagate band σ (32 draws)"
     predict.draws_spin.setValue(16)
-    assert predict.select_bundle(MODELS / "euclidphys-lr-bands-synth")
+    # raw σ algebra on bundles without their calibration (the calibrated σ is tested in the core)
+    assert predict.select_bundle(uncalibrated(MODELS / "euclidphys-lr-bands-synth"))
     assert _run(predict, qtbot) == "returned", predict.run_panel.status.text()
     lr = "euclidphys-lr-bands-synth"
     total = viewer.layers[f"σ total Σ⋆ {bundle_tag(lr)}"]
@@ -154,7 +156,7 @@ def test_prepare_dropped_mer_files_then_predict_with_band_sigma(euclid_viewer, q
     assert (pred_flags.data[display_rows(direct.flags) != 0] & 1).all()  # prepared-bad pixels not predicted
 
     # --- random forest: once with the model's σ only, once with the band σ added
-    assert predict.select_bundle(MODELS / "euclidphys-rf-bands-synth")
+    assert predict.select_bundle(uncalibrated(MODELS / "euclidphys-rf-bands-synth"))
     predict.sigma_check.setChecked(False)
     assert _run(predict, qtbot) == "returned", predict.run_panel.status.text()
     predict.sigma_check.setChecked(True)

@@ -373,6 +373,8 @@ def maps_file_layer_data(maps_file, source: str = "") -> list[tuple]:
                                            metadata=meta))
         elif plane.role in ("uncertainty", "aleatoric", "residual") and plane.target in TARGET_DISPLAY:
             total = str(maps_file.primary.get("SIGMA", "")) == "model+band"
+            if plane.role == "uncertainty" and "SIGCAL" in maps_file.primary:
+                meta["sigma_calibrated"] = bool(maps_file.primary["SIGCAL"])
             layers.append(model_layer_data(plane.data, plane.target, plane.role, source=label, pixel_pc=pixel_pc,
                                            pixel_arcsec=pixel_arcsec, metadata=meta, total_sigma=total))
         elif plane.role == "flags":

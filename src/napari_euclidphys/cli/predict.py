@@ -397,6 +397,7 @@ def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwri
     primary, extensions = _output_layout(bundle, prediction.targets, reference, inputs)
     primary["NEVAL"] = prediction.n_evaluated
     primary["NOUTRNG"] = prediction.n_out_of_range
+    primary["SIGCAL"] = (bool(prediction.calibrated), "SIGMA calibrated on unseen galaxies (bundle)")
     if prediction.aleatoric:
         primary["SIGMA"] = ("model+band", "_SIGMA: sqrt(model^2 + band noise^2)")
         primary["NDRAWS"] = ((noise or {}).get("draws", 0), "Monte-Carlo draws of the band noise")
