@@ -99,7 +99,7 @@ def agreement(ours_fits: Path, baseline_npz: Path, targets) -> dict:
     """Largest relative difference of the physical maps, and whether the evaluated pixels match."""
     from astropy.io import fits
 
-    from napari_euclidphys.cli.predict import TARGET_EXTNAMES
+    from napari_euclidphys.io.maps import TARGET_EXTNAMES
 
     base = np.load(baseline_npz)
     out = {}

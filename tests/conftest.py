@@ -89,10 +89,29 @@ def euclid_viewer(make_napari_viewer, npe2pm):
 @pytest.fixture
 def isolated_folders(tmp_path, monkeypatch):
     """User bundle folder and QSettings in temporary folders; no browsed folders from other tests."""
+    from napari_euclidphys import catalog
     from napari_euclidphys._widgets import _bundles
 
     monkeypatch.setenv("NAPARI_EUCLIDPHYS_BUNDLE_DIR", str(tmp_path / "user-bundles"))
     monkeypatch.setenv("NAPARI_EUCLIDPHYS_SETTINGS_DIR", str(tmp_path / "settings"))
     monkeypatch.setattr(_bundles, "_EXTRA_DIRS", [])
     monkeypatch.setattr(_bundles, "_LISTENERS", [])
-    monkeypatch.setattr(_bundles, "shipped_bundle_dirs", lambda: [])
+    monkeypatch.setattr(catalog, "shipped_bundle_dirs", lambda: [])
+
+
+@pytest.fixture
+def uncalibrated(tmp_path):
+    """Copy a shipped bundle without its σ calibration (for tests of the raw σ algebra)."""
+    import shutil
+
+    from napari_euclidphys.io.bundle import ModelBundle
+
+    def _copy(bundle_dir):
+        target = tmp_path / f"uncalibrated-{Path(bundle_dir).name}"
+        shutil.copytree(bundle_dir, target)
+        bundle = ModelBundle.load(target)
+        bundle.calibration = None
+        bundle.save_calibration()
+        return target
+
+    return _copy

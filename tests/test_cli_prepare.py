@@ -75,18 +75,25 @@ def test_missing_distance_is_an_argparse_error(mer_files, capsys):
     assert exc.value.code == 2 and "--redshift" in capsys.readouterr().err
 
 
-def test_predict_prepared_propagates_band_sigma(mer_files, tmp_path):
+def test_predict_prepared_propagates_band_sigma(mer_files, tmp_path, uncalibrated):
     from astropy.io import fits
 
     from napari_euclidphys.cli.predict import main as predict
 
     prepared = tmp_path / "prep.fits"
     assert main(args(mer_files, "--redshift", "0.02", "--ebv", "0", "--out", str(prepared))) == 0
-    lr = str(Path(__file__).resolve().parents[1] / "models" / "euclidphys-lr-bands-synth")
+    shipped = Path(__file__).resolve().parents[1] / "models" / "euclidphys-lr-bands-synth"
+    lr = str(uncalibrated(shipped))
     out = tmp_path / "maps.fits"
     assert predict(["--model", lr, "--prepared", str(prepared), "--out", str(out), "--draws", "8", "--quiet"]) == 0
+    cal_out = tmp_path / "maps_cal.fits"
+    assert predict(["--model", str(shipped), "--prepared", str(prepared), "--out", str(cal_out), "--draws", "8",
+                    "--quiet"]) == 0
+    with fits.open(cal_out) as hdul:
+        assert hdul[0].header["SIGCAL"] is True
     with fits.open(out) as hdul:
         assert hdul[0].header["SIGMA"] == "model+band" and hdul[0].header["NDRAWS"] == 8
+        assert hdul[0].header["SIGCAL"] is False
         total, alea = hdul["MASS_SIGMA"].data, hdul["MASS_ALEA"].data
         ok = np.isfinite(total)
         assert ok.sum() > 20

@@ -57,3 +57,29 @@ def test_cancel_stops_the_child_and_leaves_nothing(tmp_path):
     gen.close()  # what napari's worker.quit() does at a yield
     assert not folder.exists() and not marker.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_script_without_main_guard_is_detected_and_not_rerun_by_the_child(tmp_path):
+    """The train dock's DNN runs in a spawned child; a guard-less script (viewer + napari.run()) must not hang it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    marker = tmp_path / "runs.txt"
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        f"open({str(marker)!r}, 'a').write('run\\n')\n"
+        "from napari_euclidphys.isolated import run_isolated, unguarded_main_script\n"
+        "from napari_euclidphys.progress import collect\n"
+        "print('unguarded:', unguarded_main_script().name)\n"
+        "steps, result = collect(run_isolated('tests.test_isolated:count_job', 3))\n"
+        "print('result:', result)\n"
+        "print('first:', steps[0].message)\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "unguarded: unguarded.py" and lines[1] == "result: {'sum': 3}"
+    assert "unguarded.py has no 'if __name__ == \"__main__\":' guard" in lines[2]
+    assert marker.read_text() == "run\n"  # the child did not run the script again

@@ -43,12 +43,17 @@ def linearised_sigma(bundle, bands, sigma, target):
 def test_aleatoric_spread_equals_the_linearised_error(lr):
     bands = bands_image()
     sigma = 0.02 * bands  # S/N 50: the linear approximation holds
-    pred = exhaust(predict_with_band_noise(lr, bands, sigma, n_draws=400, seed=3))
+    pred = exhaust(predict_with_band_noise(lr, bands, sigma, n_draws=400, seed=3, calibrate=False))
     for t in lr.targets:
         expected = linearised_sigma(lr, bands, sigma, t)
         np.testing.assert_allclose(pred.aleatoric[t], expected, rtol=0.15)
-        # LR has no spread of its own: the total is the aleatoric part
+        # LR has no spread of its own: the raw total is the aleatoric part ...
         np.testing.assert_allclose(pred.uncertainty[t], pred.aleatoric[t], rtol=1e-6)
+    # ... and the shipped bundle's calibration maps it at each pixel's H_E S/N
+    cal = exhaust(predict_with_band_noise(lr, bands, sigma, n_draws=400, seed=3))
+    snr = bands[3] / sigma[3]
+    for t in lr.targets:
+        np.testing.assert_allclose(cal.uncertainty[t], lr.calibration.apply(t, pred.uncertainty[t], snr), rtol=1e-6)
     plain = exhaust(predict_maps(lr, bands))
     for t in lr.targets:
         np.testing.assert_array_equal(pred.log_maps[t], plain.log_maps[t])  # point estimate unchanged
@@ -56,7 +61,7 @@ def test_aleatoric_spread_equals_the_linearised_error(lr):
 
 def test_zero_sigma_gives_the_model_spread_only(lr):
     bands = bands_image()
-    pred = exhaust(predict_with_band_noise(lr, bands, np.zeros_like(bands), n_draws=4))
+    pred = exhaust(predict_with_band_noise(lr, bands, np.zeros_like(bands), n_draws=4, calibrate=False))
     assert np.all(pred.aleatoric["mass"][np.isfinite(pred.aleatoric["mass"])] == 0)
 
 

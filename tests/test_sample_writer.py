@@ -59,9 +59,9 @@ def test_writer_round_trip_units_orientation_wcs_and_provenance(tmp_path):
     out = tmp_path / "maps with space é.fits"
     assert write_fits_layers(str(out), layers) == [str(out)]
     with fits.open(out) as hdul:
-        assert [h.name for h in hdul] == ["PRIMARY", "MASS_PREDICTED", "MASS_UNCERTAINTY", "FLAGS"]
+        assert [h.name for h in hdul] == ["PRIMARY", "MASS", "MASS_SIGMA", "FLAGS"]
         assert hdul[0].header["BUNDSHA"] == "c" * 64 and hdul[0].header["BUNDLE"] == "toy-lr"
-        pred = hdul["MASS_PREDICTED"]
+        pred = hdul["MASS"]
         np.testing.assert_allclose(pred.data, mass, rtol=2e-6)  # physical units, FITS order
         assert pred.header["BUNIT"] == "Msun/pc2" and pred.header["ROLE"] == "predicted"
         assert pred.header["BUNDSHA"] == "c" * 64 and pred.header["PIXSIZE"] == 100.0
@@ -69,8 +69,8 @@ def test_writer_round_trip_units_orientation_wcs_and_provenance(tmp_path):
         wcs = WCS(pred.header)
         assert wcs.wcs.cunit[0] == "kpc" and wcs.wcs.cdelt[0] == pytest.approx(0.1)
         np.testing.assert_allclose(wcs.pixel_to_world_values(3, 2), (0.0, 0.0))  # centre of a 7x5 image
-        assert hdul["MASS_UNCERTAINTY"].header["BUNIT"] == "dex"
-        np.testing.assert_allclose(hdul["MASS_UNCERTAINTY"].data, 0.2)
+        assert hdul["MASS_SIGMA"].header["BUNIT"] == "dex"
+        np.testing.assert_allclose(hdul["MASS_SIGMA"].data, 0.2)
         np.testing.assert_array_equal(hdul["FLAGS"].data, flags)
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temporary left
 
@@ -118,4 +118,10 @@ def test_writer_through_napari_save(euclid_viewer, tmp_path):
     written = viewer.layers.save(str(out), selected=True, plugin="napari-euclidphys")
     assert written == [str(out)]
     with fits.open(out) as hdul:
-        assert [h.name for h in hdul][1:] == ["MASS_PREDICTED", "MASS_UNCERTAINTY", "FLAGS"]
+        assert [h.name for h in hdul][1:] == ["MASS", "MASS_SIGMA", "FLAGS"]
+    viewer.layers.selection = {viewer.layers[0]}  # a second save, as after napari's overwrite confirmation
+    assert viewer.layers.save(str(out), selected=True, plugin="napari-euclidphys") == [str(out)]
+    with fits.open(out) as hdul:
+        assert [h.name for h in hdul][1:] == ["MASS"]
+    viewer.open(str(out), plugin="napari-euclidphys")
+    assert viewer.layers[-1].metadata["role"] == "predicted" and viewer.layers[-1].metadata["bundle_name"] == "toy-lr"

@@ -77,28 +77,29 @@ def test_predict_profiles_and_save_on_the_sample(euclid_viewer, qtbot, rf_bundle
     assert finished.args == ["returned"], widget.run_panel.status.text()
 
     stem = {"mass": "log10 Σ⋆", "metallicity": "log10 Z⋆/Z⊙", "age": "log10 t⋆"}
-    src = "euclidphys-rf-bands"
+    sym = {"mass": "Σ⋆", "metallicity": "Z⋆", "age": "t⋆"}
+    src = "rf-bands"  # short for the bundle euclidphys-rf-bands; the full description is in the metadata
     expected = []
     for t in TARGETS:
-        expected += [f"{stem[t]} (predicted) {src}", f"{stem[t]} (uncertainty, 1σ dex) {src}",
-                     f"{stem[t]} (residual true−pred, dex) {src}"]
-    expected.append(f"flags (grey: masked, orange: outside training range) {src}")
+        expected += [f"{sym[t]} {src}", f"σ {sym[t]} {src}", f"Δ {sym[t]} {src}"]
+    expected.append(f"flags {src}")
     assert _layer_names(viewer)[7:] == expected
 
     # the predicted layers are the core prediction on the FITS-order bands, shown flipped
     bands_fits = np.stack([display_rows(viewer.layers[n].data) for n in band_names])
     direct = exhaust(inference.predict_maps(ModelBundle.load(rf_bundle), bands_fits))
     for t in TARGETS:
-        pred = viewer.layers[f"{stem[t]} (predicted) {src}"]
+        pred = viewer.layers[f"{sym[t]} {src}"]
+        assert pred.metadata["description"] == f"{stem[t]} (predicted) euclidphys-rf-bands"
         truth = viewer.layers[f"{stem[t]} (truth) synthetic"]
         assert pred.data.shape == (128, 128) and pred.metadata["unit"] == truth.metadata["unit"]
         assert [str(u) for u in pred.units] == ["kiloparsec", "kiloparsec"] and tuple(pred.scale) == (0.1, 0.1)
         np.testing.assert_allclose(pred.data, display_rows(to_display(t, direct.maps[t])), rtol=1e-5, equal_nan=True)
-        residual = viewer.layers[f"{stem[t]} (residual true−pred, dex) {src}"]
+        residual = viewer.layers[f"Δ {sym[t]} {src}"]
         np.testing.assert_allclose(residual.data, truth.data - pred.data, rtol=0, atol=1e-6, equal_nan=True)
         lo, hi = residual.contrast_limits
         assert lo == pytest.approx(-hi) and residual.metadata["unit"] == "dex"
-        sigma = viewer.layers[f"{stem[t]} (uncertainty, 1σ dex) {src}"]
+        sigma = viewer.layers[f"σ {sym[t]} {src}"]
         np.testing.assert_allclose(sigma.data, display_rows(direct.uncertainty[t]), rtol=1e-5, equal_nan=True)
         assert pred.metadata["bundle_sha256"] == ModelBundle.load(rf_bundle).sha256
         ref = regression_metrics(truth.data, pred.data)
@@ -106,7 +107,8 @@ def test_predict_profiles_and_save_on_the_sample(euclid_viewer, qtbot, rf_bundle
         assert widget.metrics_table.item(row, 0).text() == f"{ref['r2']:.3f}"
         assert widget.metrics_table.item(row, 6).text() == str(ref["n"])
         assert widget.last_metrics[t] == pytest.approx(ref, nan_ok=True)
-    flags = viewer.layers[f"flags (grey: masked, orange: outside training range) {src}"]
+    flags = viewer.layers[f"flags {src}"]
+    assert flags.metadata["description"] == "flags (grey: masked, orange: outside training range) euclidphys-rf-bands"
     assert isinstance(flags, Labels)
     np.testing.assert_array_equal(flags.data, display_rows(direct.flags))
     assert (flags.data & 1).any()  # the faint outskirts are masked
@@ -116,7 +118,7 @@ def test_predict_profiles_and_save_on_the_sample(euclid_viewer, qtbot, rf_bundle
     viewer.add_points([[6.0, 6.5]], name="centre", units=("kpc", "kpc"))  # world (y, x) in kpc: display row 60, column 65
     prof.refresh_layers()
     prof.truth_combo.setCurrentText(f"{stem['mass']} (truth) synthetic")
-    prof.pred_combo.setCurrentText(f"{stem['mass']} (predicted) {src}")
+    prof.pred_combo.setCurrentText(f"Σ⋆ {src}")
     prof.center_combo.setCurrentIndex(prof.center_combo.findData("points:centre"))
     prof.width_spin.setValue(1.0)
     prof.incl_spin.setValue(30.0)
@@ -125,7 +127,7 @@ def test_predict_profiles_and_save_on_the_sample(euclid_viewer, qtbot, rf_bundle
     tables = prof.compute()
     assert prof.center == pytest.approx((65.0, 127 - 60.0))
     truth_fits = display_rows(viewer.layers[f"{stem['mass']} (truth) synthetic"].data).astype(np.float64)
-    pred_fits = display_rows(viewer.layers[f"{stem['mass']} (predicted) {src}"].data).astype(np.float64)
+    pred_fits = display_rows(viewer.layers[f"Σ⋆ {src}"].data).astype(np.float64)
     both = np.isfinite(truth_fits) & np.isfinite(pred_fits)  # profiles compare the same pixels
     assert not both.all()
     kw = dict(center=(65.0, 67.0), pixel_kpc=0.1, width_kpc=1.0, r_max_kpc=5.0, inclination_deg=30.0, pa_deg=20.0,
@@ -154,13 +156,13 @@ def test_predict_profiles_and_save_on_the_sample(euclid_viewer, qtbot, rf_bundle
     # --- save the predicted maps: one FITS, FITS order, physical units, provenance
     from astropy.io import fits
 
-    chosen = [viewer.layers[f"{stem['mass']} (predicted) {src}"], flags]
+    chosen = [viewer.layers[f"Σ⋆ {src}"], flags]
     viewer.layers.selection = set(chosen)
     out = tmp_path / "maps.fits"
     viewer.layers.save(str(out), selected=True, plugin=PLUGIN)
     with fits.open(out) as hdul:
-        np.testing.assert_allclose(hdul["MASS_PREDICTED"].data, direct.maps["mass"], rtol=1e-5, equal_nan=True)
-        assert hdul["MASS_PREDICTED"].header["BUNIT"] == "Msun/pc2"
+        np.testing.assert_allclose(hdul["MASS"].data, direct.maps["mass"], rtol=1e-5, equal_nan=True)
+        assert hdul["MASS"].header["BUNIT"] == "Msun/pc2"
         assert hdul[0].header["BUNDSHA"] == direct.bundle_sha256
 
 
@@ -336,7 +338,7 @@ def test_dask_band_layers_reach_the_core_lazily(euclid_viewer, qtbot, rf_bundle,
         widget.run_panel.run_button.click()
     assert finished.args == ["returned"], widget.run_panel.status.text()
     assert seen == [da.Array]
-    assert viewer.layers["log10 Σ⋆ (predicted) euclidphys-rf-bands"].data.shape == (32, 32)
+    assert viewer.layers["Σ⋆ rf-bands"].data.shape == (32, 32)
     assert widget.last_metrics == {}  # no truth layers: no residuals, no metrics
     assert "no truth map layers" in widget.run_panel.status.text()
     from napari_euclidphys._widgets.predict import PredictWidget

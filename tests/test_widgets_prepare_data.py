@@ -152,9 +152,7 @@ def test_band_noise_prediction_layers():
                          epistemic={"mass": sd})
     layers, _ = prediction_layer_data(pred)
     names = [kw["name"] for _, kw, _ in layers]
-    assert names == ["log10 Σ⋆ (predicted) m", "log10 Σ⋆ (uncertainty, total 1σ dex: model ⊕ band noise) m",
-                     "log10 Σ⋆ (band-noise part of σ, dex) m",
-                     "flags (grey: masked, orange: outside training range, blue: low S/N) m"]
+    assert names == ["Σ⋆ m", "σ total Σ⋆ m", "σ band Σ⋆ m", "flags m"]
     np.testing.assert_allclose(layers[1][0], np.hypot(0.1, 0.2), rtol=1e-6)
     assert layers[2][1]["metadata"]["role"] == "aleatoric" and layers[2][1]["visible"] is False
     assert FLAG_LOW_SNR in layers[3][1]["metadata"]["flag_bits"]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from napari_euclidphys import BANDS
-from napari_euclidphys._layers import display_rows
+from napari_euclidphys._layers import bundle_tag, display_rows
 from napari_euclidphys.progress import exhaust
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("isolated_folders")]
@@ -69,7 +69,8 @@ def _run(widget, qtbot) -> str:
     return finished.args[0]
 
 
-def test_prepare_dropped_mer_files_then_predict_with_band_sigma(euclid_viewer, qtbot, mer_files, notes, tmp_path):
+def test_prepare_dropped_mer_files_then_predict_with_band_sigma(euclid_viewer, qtbot, mer_files, notes, tmp_path,
+                                                                uncalibrated):
     from napari.layers import Image, Labels
 
     from napari_euclidphys._widgets.predict import PredictWidget
@@ -142,27 +143,28 @@ def test_prepare_dropped_mer_files_then_predict_with_band_sigma(euclid_viewer, q
     assert predict.sigma_check.isEnabled() and predict.sigma_check.isChecked()
     assert predict.sigma_check.text() == "propagate band σ (32 draws)"
     predict.draws_spin.setValue(16)
-    assert predict.select_bundle(MODELS / "euclidphys-lr-bands-synth")
+    # raw σ algebra on bundles without their calibration (the calibrated σ is tested in the core)
+    assert predict.select_bundle(uncalibrated(MODELS / "euclidphys-lr-bands-synth"))
     assert _run(predict, qtbot) == "returned", predict.run_panel.status.text()
     lr = "euclidphys-lr-bands-synth"
-    total = viewer.layers[f"log10 Σ⋆ (uncertainty, total 1σ dex: model ⊕ band noise) {lr}"]
-    part = viewer.layers[f"log10 Σ⋆ (band-noise part of σ, dex) {lr}"]
+    total = viewer.layers[f"σ total Σ⋆ {bundle_tag(lr)}"]
+    part = viewer.layers[f"σ band Σ⋆ {bundle_tag(lr)}"]
     finite = np.isfinite(total.data)
     assert finite.sum() > 50 and (total.data[finite] > 0).all()
     np.testing.assert_allclose(total.data, part.data, rtol=1e-6, equal_nan=True)  # LR: σ = band noise only
-    pred_flags = viewer.layers[f"flags (grey: masked, orange: outside training range, blue: low S/N) {lr}"]
+    pred_flags = viewer.layers[f"flags {bundle_tag(lr)}"]
     assert (pred_flags.data[display_rows(direct.flags) != 0] & 1).all()  # prepared-bad pixels not predicted
 
     # --- random forest: once with the model's σ only, once with the band σ added
-    assert predict.select_bundle(MODELS / "euclidphys-rf-bands-synth")
+    assert predict.select_bundle(uncalibrated(MODELS / "euclidphys-rf-bands-synth"))
     predict.sigma_check.setChecked(False)
     assert _run(predict, qtbot) == "returned", predict.run_panel.status.text()
     predict.sigma_check.setChecked(True)
     assert _run(predict, qtbot) == "returned", predict.run_panel.status.text()
     rf = "euclidphys-rf-bands-synth"
-    model_only = viewer.layers[f"log10 Σ⋆ (uncertainty, 1σ dex) {rf}"].data
-    total = viewer.layers[f"log10 Σ⋆ (uncertainty, total 1σ dex: model ⊕ band noise) {rf}"].data
-    part = viewer.layers[f"log10 Σ⋆ (band-noise part of σ, dex) {rf}"].data
+    model_only = viewer.layers[f"σ Σ⋆ {bundle_tag(rf)}"].data
+    total = viewer.layers[f"σ total Σ⋆ {bundle_tag(rf)}"].data
+    part = viewer.layers[f"σ band Σ⋆ {bundle_tag(rf)}"].data
     both = np.isfinite(model_only) & np.isfinite(total)
     assert both.sum() > 50
     assert (total[both] >= model_only[both] - 1e-6).all()

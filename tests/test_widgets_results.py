@@ -10,6 +10,7 @@ import pytest
 
 from napari_euclidphys import BANDS, TARGETS
 from napari_euclidphys._layers import band_layer_data, display_rows, map_layer_data, to_display
+from napari_euclidphys import catalog
 from napari_euclidphys._widgets import _bundles
 from napari_euclidphys._widgets._profile_data import (
     combined_table,
@@ -56,7 +57,7 @@ def _fake_bundle(folder, name, kind="lr", targets=("mass", "age")):
 def test_available_bundles_lists_user_and_registered_folders(tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_EUCLIDPHYS_BUNDLE_DIR", str(tmp_path / "user"))
     monkeypatch.setattr(_bundles, "_EXTRA_DIRS", [])
-    monkeypatch.setattr(_bundles, "shipped_bundle_dirs", lambda: [])
+    monkeypatch.setattr(catalog, "shipped_bundle_dirs", lambda: [])
     _fake_bundle(tmp_path / "user" / "b-one", "one", "rf")
     _fake_bundle(tmp_path / "user" / ".b-two.part", "half-written")  # atomic_dir temporary: ignored
     (tmp_path / "user" / "not-a-bundle").mkdir()
@@ -153,17 +154,16 @@ def test_prediction_layers_residuals_metrics_and_flags():
     layers, metrics = prediction_layer_data(pred, pixel_pc=100.0, truth_layers=truth, metadata={"extra": 1})
     by_name = {kw["name"]: (data, kw, kind) for data, kw, kind in layers}
     assert list(by_name) == [
-        "log10 Σ⋆ (predicted) toy-lr", "log10 Σ⋆ (uncertainty, 1σ dex) toy-lr", "log10 Σ⋆ (residual true−pred, dex) toy-lr",
-        "log10 Z⋆/Z⊙ (predicted) toy-lr", "log10 Z⋆/Z⊙ (uncertainty, 1σ dex) toy-lr",
-        "log10 t⋆ (predicted) toy-lr", "log10 t⋆ (uncertainty, 1σ dex) toy-lr", "log10 t⋆ (residual true−pred, dex) toy-lr",
-        "flags (grey: masked, orange: outside training range) toy-lr"]
+        "Σ⋆ toy-lr", "σ Σ⋆ toy-lr", "Δ Σ⋆ toy-lr", "Z⋆ toy-lr", "σ Z⋆ toy-lr",
+        "t⋆ toy-lr", "σ t⋆ toy-lr", "Δ t⋆ toy-lr", "flags toy-lr"]
     for t in TARGETS:
-        data, kw, _ = by_name[[n for n in by_name if "(predicted)" in n][TARGETS.index(t)]]
+        data, kw, _ = by_name[[n for n in by_name if by_name[n][1]["metadata"]["role"] == "predicted"][TARGETS.index(t)]]
         np.testing.assert_allclose(data, display_rows(to_display(t, pred.maps[t])), equal_nan=True)
         assert kw["metadata"]["bundle_sha256"] == "ab" * 32 and kw["metadata"]["extra"] == 1
         assert kw["scale"] == (0.1, 0.1)
     # residual = truth - prediction, in display order and units (dex), symmetric limits
-    res, kw, _ = by_name["log10 t⋆ (residual true−pred, dex) toy-lr"]
+    res, kw, _ = by_name["Δ t⋆ toy-lr"]
+    assert kw["metadata"]["description"] == "log10 t⋆ (residual true−pred, dex) toy-lr"
     expected = display_rows(to_display("age", truth_maps["age"]) - to_display("age", pred.maps["age"]))
     np.testing.assert_allclose(res, expected, rtol=0, atol=1e-5, equal_nan=True)
     assert np.isnan(res[-1]).all()  # FITS row 0 (masked) is the bottom row on screen
@@ -175,7 +175,7 @@ def test_prediction_layers_residuals_metrics_and_flags():
     assert metrics["mass"] == pytest.approx(ref, nan_ok=True)
     assert metrics["mass"]["n"] == 5 * 8
     # flags: labels layer in display order, bits kept
-    flags, kw, kind = by_name["flags (grey: masked, orange: outside training range) toy-lr"]
+    flags, kw, kind = by_name["flags toy-lr"]
     assert kind == "labels" and flags.dtype == np.uint8
     np.testing.assert_array_equal(flags, pred.flags[::-1])
     assert kw["colormap"][FLAG_OUT_OF_RANGE] != kw["colormap"][FLAG_MASKED]
@@ -243,3 +243,21 @@ def test_layer_image_and_pixel_size():
     assert pixel_kpc_of(layer) == (0.25, "kpc")
     plain = FakeLayer(name="p", data=_ramp(), metadata={}, ndim=2, units=("pixel", "pixel"), scale=(1, 1))
     assert pixel_kpc_of(plain) == (1.0, "pixel")
+
+
+def test_small_training_runs_are_called_so():
+    from napari_euclidphys._widgets._training_job import small_run_warning
+
+    rows = [{"model": "rf", "target": "age", "r2": -7.2}, {"model": "rf", "target": "mass", "r2": 0.8},
+            {"model": "colour-ml baseline", "target": "age", "r2": -1.0}]
+    text = small_run_warning(6, 2, rows)
+    assert text.startswith("This run is too small to mean much: only 6 training and 2 test galaxies")
+    assert "rf age R² = -7.20" in text and "mass" not in text and "baseline" not in text
+    assert small_run_warning(32, 8, rows[1:2]) is None
+    assert "test R² below 0" in small_run_warning(32, 8, rows[:1])
+
+
+def test_train_dock_defaults_build_a_meaningful_synthetic_atlas():
+    from napari_euclidphys._widgets.train import DEFAULTS
+
+    assert (DEFAULTS["synth_galaxies"], DEFAULTS["synth_npix"]) == (40, 128)

@@ -120,21 +120,20 @@ def main(argv=None) -> int:
         _, predict = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict physical maps")
         predict.select_bundle(bundle)
         predict.run()
-        src = predict.current_bundle().name
-        _grid(viewer, ["log10 Σ⋆ (truth) synthetic", f"log10 Σ⋆ (predicted) {src}",
-                       f"log10 Σ⋆ (residual true−pred, dex) {src}"])
+        from napari_euclidphys._layers import bundle_tag
+
+        src = bundle_tag(predict.current_bundle().name)  # layer names: "Σ⋆ rf", "σ t⋆ rf", "Δ Σ⋆ rf", "flags rf"
+        _grid(viewer, ["log10 Σ⋆ (truth) synthetic", f"Σ⋆ {src}", f"Δ Σ⋆ {src}"])
         _shot(viewer, out / "napari_predict.png")
-        _grid(viewer, ["log10 t⋆ (truth) synthetic", f"log10 t⋆ (predicted) {src}",
-                       f"log10 t⋆ (uncertainty, 1σ dex) {src}",
-                       f"flags (grey: masked, orange: outside training range) {src}"])
+        _grid(viewer, ["log10 t⋆ (truth) synthetic", f"t⋆ {src}", f"σ t⋆ {src}", f"flags {src}"])
         _shot(viewer, out / "napari_residuals.png")
         viewer.window.remove_dock_widget("all")
 
         # 3. profiles dock (centre: light-weighted centroid of H_E)
-        _single(viewer, f"log10 Σ⋆ (predicted) {src}", "radial profiles: 1.5 kpc annuli; median, 16–84 %")
+        _single(viewer, f"Σ⋆ {src}", "radial profiles: 1.5 kpc annuli; median, 16–84 %")
         _, prof = viewer.window.add_plugin_dock_widget(PLUGIN, "Radial profiles")
         prof.truth_combo.setCurrentText("log10 Σ⋆ (truth) synthetic")
-        prof.pred_combo.setCurrentText(f"log10 Σ⋆ (predicted) {src}")
+        prof.pred_combo.setCurrentText(f"Σ⋆ {src}")
         prof.center_combo.setCurrentIndex(max(prof.center_combo.findData("centroid:H_E [MJy/sr] synthetic"), 0))
         prof.compute()
         _shot(viewer, out / "napari_profiles.png")

@@ -7,11 +7,8 @@ lives in ``_reader``, ``_writer``, ``_sample_data`` and ``_widgets``.
 
 __version__ = "0.1.0.dev0"
 
-#: Canonical band order of every array of band images in this package:
-#: Euclid I_E (VIS), Y_E, J_E, H_E.
-BANDS = ("VIS", "Y", "J", "H")
-
-#: Target names, their physical units and how they are written in the atlas file names.
-TARGETS = ("mass", "metallicity", "age")
+#: Canonical band order of every array of band images (I_E, Y_E, J_E, H_E) and the predicted
+#: targets: defined with the rest of the vocabulary in :mod:`napari_euclidphys.quantities`.
+from .quantities import BANDS, TARGETS  # noqa: E402
 
 __all__ = ["BANDS", "TARGETS", "__version__"]

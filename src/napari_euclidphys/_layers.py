@@ -12,6 +12,20 @@ from __future__ import annotations
 
 import numpy as np
 
+# The vocabulary (labels, displayed quantities and units, colour maps, flag bits) is quantities.py's.
+from .quantities import (
+    BAND_LABELS,
+    FLAG_COLORS,
+    FLAG_LOW_SNR,
+    FLAG_MASKED,
+    FLAG_MEANINGS,
+    FLAG_OUT_OF_RANGE,
+    RESIDUAL_COLORMAP,
+    TARGET_DISPLAY,
+    Z_SUN,
+)
+from .quantities import TARGET_SYMBOLS as TARGET_SYMBOL
+
 __all__ = [
     "BAND_LABELS",
     "TARGET_DISPLAY",
@@ -22,24 +36,20 @@ __all__ = [
     "map_layer_data",
     "mer_aux_layer_data",
     "prepared_layer_data",
+    "model_layer_data",
+    "flags_layer_data",
+    "maps_file_layer_data",
+    "show_one_map",
+    "bundle_tag",
+    "model_layer_name",
+    "colorbar_caption",
+    "FLAG_COLORS",
+    "RESIDUAL_COLORMAP",
     "to_display",
     "log_to_display",
     "from_display",
 ]
 
-#: Solar metallicity used for Z⋆/Z⊙ (the paper's Z⊙ = 0.02).
-Z_SUN = 0.02
-
-#: Band key -> label used in layer names.
-BAND_LABELS = {"VIS": "I_E", "Y": "Y_E", "J": "J_E", "H": "H_E"}
-
-#: Target/map key -> (layer name stem, unit label, colormap). All maps are shown in log10.
-TARGET_DISPLAY = {
-    "mass": ("log10 Σ⋆", "log10(M⊙/pc²)", "magma"),
-    "metallicity": ("log10 Z⋆/Z⊙", "dex", "viridis"),
-    "age": ("log10 t⋆", "log10(Gyr)", "plasma"),
-    "dust": ("log10 Σdust", "log10(M⊙/pc²)", "cividis"),
-}
 
 
 def display_rows(image: np.ndarray) -> np.ndarray:
@@ -236,3 +246,177 @@ def prepared_layer_data(prep, source: str, path: str | None = None) -> list[tupl
     layers.append(mer_aux_layer_data(prep.flags, "flag", None, unit=None, source=source, metadata=dict(meta),
                                      **common))
     return layers
+
+
+
+
+def symmetric_limits(image, percentile: float = 99.0) -> tuple[float, float]:
+    """Contrast limits (−L, +L) centred on 0 with L the ``percentile`` of |image| over finite pixels."""
+    values = np.abs(np.asarray(image))
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return -1.0, 1.0
+    lim = float(np.percentile(values, percentile))
+    lim = lim if lim > 0 else 1.0
+    return -lim, lim
+
+
+#: Prefix of each model role in short layer names ("" for the prediction itself).
+ROLE_PREFIX = {"predicted": "", "uncertainty": "σ ", "aleatoric": "σ band ", "residual": "Δ "}
+
+
+def bundle_tag(bundle_name: str) -> str:
+    """The short form of a bundle name used in layer names: "rf", "wide-rf", "rf-bands", "toy-lr"."""
+    from .catalog import short_names
+
+    shorts = short_names(bundle_name)
+    if shorts:
+        return shorts[0]
+    return bundle_name[len("euclidphys-"):] if bundle_name.startswith("euclidphys-") else bundle_name
+
+
+def _model_layer_description(stem: str, role: str, source: str, total: bool) -> str:
+    what = {"predicted": "predicted", "truth": "truth",
+            "uncertainty": "uncertainty, total 1σ dex: model ⊕ band noise" if total else "uncertainty, 1σ dex",
+            "aleatoric": "band-noise part of σ, dex", "residual": "residual true−pred, dex"}[role]
+    return f"{stem} ({what})" + (f" {source}" if source else "")
+
+
+def model_layer_name(kind: str, role: str, bundle_name: str, total: bool = False) -> str:
+    """Short layer name of a model map: "Σ⋆ rf", "σ Σ⋆ rf", "σ total Σ⋆ lr", "σ band Σ⋆ lr", "Δ Σ⋆ rf"."""
+    prefix = "σ total " if role == "uncertainty" and total else ROLE_PREFIX[role]
+    return f"{prefix}{TARGET_SYMBOL[kind]} {bundle_tag(bundle_name)}".strip()
+
+
+def model_layer_data(shown: np.ndarray, kind: str, role: str, *, source: str = "", pixel_pc=None,
+                     pixel_arcsec=None, metadata: dict | None = None, total_sigma: bool = False) -> tuple:
+    """LayerData of one map given in FITS row order and displayed values (log10; dex for σ and residual).
+
+    ``role`` is "predicted", "truth", "uncertainty", "aleatoric" or "residual"; the style (name,
+    colormap, limits, visibility) is the role's, the same for the predict dock and the reader.
+    """
+    meta = dict(metadata or {})
+    if role in ("uncertainty", "aleatoric", "residual"):
+        meta.setdefault("unit", "dex")
+    data, kwargs, layer_type = map_layer_data(shown, kind, role=role, source=source,
+                                              pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec, metadata=meta,
+                                              already_display=True)
+    description = _model_layer_description(TARGET_DISPLAY[kind][0], role, source, total_sigma)
+    kwargs["metadata"]["description"] = description
+    kwargs["name"] = description if role == "truth" else model_layer_name(kind, role, source, total_sigma)
+    if role in ("uncertainty", "aleatoric"):
+        kwargs.update(colormap="inferno", contrast_limits=robust_limits(data, 0.0, 99.0), visible=False)
+    elif role == "residual":
+        kwargs.update(colormap=RESIDUAL_COLORMAP, contrast_limits=symmetric_limits(data), visible=False)
+    return data, kwargs, layer_type
+
+
+def flags_layer_data(flags_shown: np.ndarray, *, source: str = "", scale=(1.0, 1.0), units=("pixel", "pixel"),
+                     pixel_pc=None, pixel_arcsec=None, metadata: dict | None = None, low_snr: bool = False) -> tuple:
+    """LayerData of a prediction's flag bits (display order) as a labels layer in :data:`FLAG_COLORS`."""
+    bits = {b: FLAG_MEANINGS[b] for b in (FLAG_MASKED, FLAG_OUT_OF_RANGE)}
+    description = "flags (grey: masked, orange: outside training range"
+    if low_snr:
+        bits[FLAG_LOW_SNR] = FLAG_MEANINGS[FLAG_LOW_SNR]
+        description += ", blue: low S/N"
+    description += ")" + (f" {source}" if source else "")
+    meta = {**(metadata or {}), "role": "flags", "unit": "", "pixel_pc": pixel_pc, "pixel_arcsec": pixel_arcsec,
+            "fits_order": False, "source": source, "flag_bits": bits, "description": description}
+    kwargs = {"name": f"flags {bundle_tag(source)}".strip(), "colormap": dict(FLAG_COLORS),
+              "scale": scale, "units": units, "metadata": meta, "opacity": 0.6, "visible": False}
+    return np.asarray(flags_shown, dtype=np.uint8), kwargs, "labels"
+
+
+def show_one_map(layer_data: list) -> list:
+    """Of several LayerData, keep only the first predicted (else truth) map visible: maps are opaque,
+    so stacked visible maps only show the top one (σ, residual and flag layers are hidden already)."""
+    maps = [kw for _, kw, _ in layer_data if kw.get("metadata", {}).get("role") in ("predicted", "truth")]
+    first = next((kw for kw in maps if kw["metadata"]["role"] == "predicted"), maps[0] if maps else None)
+    for kw in maps:
+        kw["visible"] = kw is first
+    return layer_data
+
+
+def colorbar_caption(metadata: dict) -> str:
+    """What a map layer's colour bar shows: quantity [unit] and the bundle (napari's bar has no label)."""
+    kind, role = metadata.get("map_kind"), metadata.get("role")
+    if kind not in TARGET_DISPLAY:
+        return ""
+    stem, unit, _ = TARGET_DISPLAY[kind]
+    if role in ("uncertainty", "aleatoric"):
+        stem, unit = f"σ({stem})", "dex"
+    elif role == "residual":
+        stem, unit = f"true − predicted {stem}", "dex"
+    bundle = metadata.get("bundle_name") if role != "truth" else ""
+    return f"colour bar: {stem} [{unit}]" + (f" — {bundle}" if bundle else " — truth" if role == "truth" else "")
+
+
+def maps_file_layer_data(maps_file, source: str = "") -> list[tuple]:
+    """LayerData for every plane of a predicted-maps file (:func:`napari_euclidphys.io.maps.read_maps`).
+
+    Each plane comes back with its role, units, colormap and bundle provenance (``bundle_name``,
+    ``bundle_sha256`` in the metadata), styled like the predict dock's layers.
+    """
+    layers = []
+    for plane in maps_file.planes:
+        header = plane.header
+        pixel_pc = float(header["PIXSIZE"]) if "PIXSIZE" in header else None
+        wcs = _celestial_wcs(header)
+        pixel_arcsec = _arcsec_per_pixel(wcs) if wcs is not None and not pixel_pc else None
+        meta = {"path": str(maps_file.path), "header": header, "wcs": wcs, "extname": plane.extname,
+                "bundle_name": plane.bundle_name, "bundle_sha256": plane.bundle_sha256}
+        label = plane.bundle_name or source
+        if plane.role in ("predicted", "truth") and plane.target in TARGET_DISPLAY:
+            shown = to_display(plane.target, plane.data)
+            layers.append(model_layer_data(shown, plane.target, plane.role, source=label if plane.role ==
+                                           "predicted" else source, pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec,
+                                           metadata=meta))
+        elif plane.role in ("uncertainty", "aleatoric", "residual") and plane.target in TARGET_DISPLAY:
+            total = str(maps_file.primary.get("SIGMA", "")) == "model+band"
+            if plane.role == "uncertainty" and "SIGCAL" in maps_file.primary:
+                meta["sigma_calibrated"] = bool(maps_file.primary["SIGCAL"])
+            layers.append(model_layer_data(plane.data, plane.target, plane.role, source=label, pixel_pc=pixel_pc,
+                                           pixel_arcsec=pixel_arcsec, metadata=meta, total_sigma=total))
+        elif plane.role == "flags":
+            scale, units = _scale_and_units(pixel_pc, pixel_arcsec)
+            low_snr = bool(np.any(plane.data & FLAG_LOW_SNR)) or "SNRMIN" in maps_file.primary
+            layers.append(flags_layer_data(display_rows(plane.data), source=label, scale=scale, units=units,
+                                           pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec, metadata=meta,
+                                           low_snr=low_snr))
+        elif plane.role == "band":
+            layers.append(band_layer_data(plane.data, plane.band, source=source, pixel_pc=pixel_pc,
+                                          pixel_arcsec=pixel_arcsec, metadata=meta))
+        elif plane.role in MER_AUX_DISPLAY:
+            layers.append(mer_aux_layer_data(plane.data, plane.role, plane.band, unit=header.get("BUNIT") or None,
+                                             source=source, pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec,
+                                             metadata=meta))
+        else:
+            scale, units = _scale_and_units(pixel_pc, pixel_arcsec)
+            shown = display_rows(plane.data)
+            layers.append((shown, {"name": plane.layer or plane.extname, "scale": scale, "units": units,
+                                   "contrast_limits": robust_limits(shown),
+                                   "metadata": {**meta, "role": plane.role, "fits_order": False,
+                                                "unit": header.get("BUNIT")}}, "image"))
+    return show_one_map(layers)
+
+
+def _celestial_wcs(header):
+    """The celestial WCS of a header, or None (linear kpc grids are not celestial)."""
+    if not str(header.get("CTYPE1", "")).startswith(("RA", "GLON", "ELON")):
+        return None
+    import warnings
+
+    from astropy.wcs import WCS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return WCS(header, naxis=2)
+
+
+def _arcsec_per_pixel(wcs) -> float | None:
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    try:
+        return float(np.mean(proj_plane_pixel_scales(wcs)) * 3600.0)
+    except Exception:  # a WCS without a usable scale
+        return None

@@ -2,7 +2,9 @@
 
 Euclid MER products open with their role: a science mosaic as a band (MJy/sr via its MAGZERO), an RMS
 map as a hidden image in MJy/sr, a FLAG map as a hidden labels layer; a prepared observation (from
-``napari-euclidphys-prepare``) opens as its four bands plus their σ maps and flags.
+``napari-euclidphys-prepare``) opens as its four bands plus their σ maps and flags; a predicted-maps
+file (``napari-euclidphys-predict``, or saved from napari: :mod:`napari_euclidphys.io.maps`) opens as
+every map it holds, with its role, units, colormap and bundle.
 
 ``get_reader`` never raises: it returns None for paths it does not handle.  A file that cannot be
 read gets a napari notification naming the file and the reason; the other files of a multi-file drop
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._layers import band_layer_data, map_layer_data, mer_aux_layer_data, prepared_layer_data
+from ._layers import band_layer_data, map_layer_data, maps_file_layer_data, mer_aux_layer_data, prepared_layer_data
 from .io.fits import FitsReadError, read_band_image, read_fits_image, read_map_image, recognise_map_kind
 
 __all__ = ["get_reader", "read_fits_layers", "SUFFIXES"]
@@ -83,9 +85,13 @@ def layers_for_file(path) -> list[tuple]:
     from .mer import MerProductError, recognise_mer_product
     from .prepare import is_prepared_file
 
+    from .io.maps import is_maps_file, read_maps
+
     path = Path(path)
     if is_prepared_file(path):
         return _prepared_layers(path)
+    if is_maps_file(path):
+        return maps_file_layer_data(read_maps(path), _galaxy_stem(path))
     probe = read_fits_image(path)
     try:
         product = recognise_mer_product(path, probe.header)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import BANDS
+from . import BANDS, quantities
 from .features import pixel_mask
 from .progress import Progress, ProgressGenerator
 
@@ -30,9 +30,9 @@ __all__ = ["FLAG_MASKED", "FLAG_OUT_OF_RANGE", "MapPrediction", "DaskMapPredicti
            "predict_pixels", "predict_map_dask"]
 
 #: Flag bit: pixel not evaluated (invalid band value or I_H at or below the clip).
-FLAG_MASKED = np.uint8(1)
+FLAG_MASKED = np.uint8(quantities.FLAG_MASKED)
 #: Flag bit: pixel evaluated but some feature lies outside the bundle's training range.
-FLAG_OUT_OF_RANGE = np.uint8(2)
+FLAG_OUT_OF_RANGE = np.uint8(quantities.FLAG_OUT_OF_RANGE)
 
 
 @dataclass

@@ -14,18 +14,55 @@ event that the child checks at each of its own steps; the child then closes its 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import multiprocessing as mp
 import queue as _queue
+import re
+import sys
 import traceback
+from pathlib import Path
 
 from .progress import Progress, ProgressGenerator
 
 __all__ = ["run_isolated", "IsolatedError"]
 
 
+log = logging.getLogger(__name__)
+
+_MAIN_GUARD = re.compile(r"""__name__\s*==\s*['"]__main__['"]""")
+
+
 class IsolatedError(RuntimeError):
     """The child process failed; the message holds its traceback."""
+
+
+def unguarded_main_script() -> Path | None:
+    """The running script when it has no ``if __name__ == "__main__":`` guard, else None.
+
+    A spawned child re-runs such a script from the top (multiprocessing's "safe importing of the main
+    module"): a script that builds a napari viewer and calls ``napari.run()`` would hang the child.
+    """
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path or not str(path).endswith(".py") or getattr(sys.modules["__main__"], "__spec__", None):
+        return None
+    try:
+        source = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return None if _MAIN_GUARD.search(source) else Path(path)
+
+
+@contextlib.contextmanager
+def _main_script_not_rerun():
+    """While starting a child: hide the main script's path so that the child does not re-run it."""
+    main = sys.modules["__main__"]
+    path = main.__dict__.pop("__file__")
+    try:
+        yield
+    finally:
+        main.__file__ = path
 
 
 def _resolve(target: str):
@@ -69,8 +106,17 @@ def run_isolated(target: str, *args, grace_s: float = 30.0, poll_s: float = 0.2,
     messages = ctx.Queue()
     cancel = ctx.Event()
     proc = ctx.Process(target=_child, args=(target, args, kwargs, messages, cancel), daemon=True)
-    proc.start()
-    last = Progress(0, 1, "starting a worker process")
+    script = unguarded_main_script()
+    if script is None:
+        proc.start()
+        last = Progress(0, 1, "starting a worker process")
+    else:
+        with _main_script_not_rerun():
+            proc.start()
+        note = (f"{script.name} has no 'if __name__ == \"__main__\":' guard: the worker process is started "
+                "without re-running it (put the script's code under such a guard to silence this)")
+        log.warning(note)
+        last = Progress(0, 1, f"starting a worker process; {note}")
     finished = False
     try:
         yield last

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from astropy.cosmology import FlatLambdaCDM
 
-from . import BANDS
+from . import BANDS, quantities
 
 __all__ = [
     "COSMOLOGY", "MER_PIXEL_ARCSEC", "PSF_FWHM_ARCSEC", "MOCK_MAGZERO", "EXTINCTION_PER_EBV",
@@ -55,8 +55,8 @@ DEPTHS = {
 
 #: Bits of the FLAG maps written by the observation model (real MER FLAG maps use their own bits; the
 #: adapter masks every pixel whose FLAG is non-zero, whatever the bit).
-FLAG_STAR = 1          # a field star's core: source light not of the galaxy
-FLAG_NO_COVERAGE = 2   # outside the simulated field (no data)
+FLAG_STAR = quantities.MER_FLAG_STAR                # a field star's core: source light not of the galaxy
+FLAG_NO_COVERAGE = quantities.MER_FLAG_NO_COVERAGE  # outside the simulated field (no data)
 
 #: The roles a MER file can play.
 ROLES = ("science", "rms", "flag", "bgmod", "psf")

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import BANDS
+from . import BANDS, quantities
 from .inference import FLAG_MASKED, MapPrediction, _check_bands, _targets, predict_pixels
 from .progress import Progress, ProgressGenerator
 
 __all__ = ["FLAG_LOW_SNR", "FLOOR_MJY_SR", "DEFAULT_SNR_MIN", "DEFAULT_DRAWS", "predict_with_band_noise"]
 
 #: Flag bit: the pixel's H_E signal-to-noise is below the threshold (prediction dominated by noise).
-FLAG_LOW_SNR = np.uint8(4)
+FLAG_LOW_SNR = np.uint8(quantities.FLAG_LOW_SNR)
 #: Lowest band value [MJy/sr] a noisy draw may take.
 FLOOR_MJY_SR = 1e-4
 #: Default H_E S/N below which a pixel is flagged.

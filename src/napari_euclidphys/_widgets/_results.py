@@ -17,11 +17,16 @@ import numpy as np
 from .. import BANDS, TARGETS
 from .._layers import (
     BAND_LABELS,
-    TARGET_DISPLAY,
+    FLAG_COLORS,
+    FLAG_LOW_SNR,
+    FLAG_MASKED,
+    FLAG_OUT_OF_RANGE,
+    RESIDUAL_COLORMAP,
     display_rows,
+    flags_layer_data,
     log_to_display,
-    map_layer_data,
-    robust_limits,
+    model_layer_data,
+    symmetric_limits,
 )
 
 __all__ = [
@@ -37,20 +42,6 @@ __all__ = [
     "symmetric_limits",
     "prediction_layer_data",
 ]
-
-#: Flag bits of ``MapPrediction.flags``: pixel masked (not evaluated: invalid or H below clip_h).
-FLAG_MASKED = 1
-#: Flag bit: pixel evaluated but its features lie outside the model's training range.
-FLAG_OUT_OF_RANGE = 2
-#: Flag bit (band σ propagated): H_E signal-to-noise below the threshold (napari_euclidphys.propagation).
-FLAG_LOW_SNR = 4
-#: Label colours of the flag layer (0 and unknown values transparent).
-FLAG_COLORS = {0: "transparent", FLAG_MASKED: "#7f7f7f", FLAG_OUT_OF_RANGE: "#ff8c00",
-               FLAG_MASKED | FLAG_OUT_OF_RANGE: "#ff0000", FLAG_LOW_SNR: "#1f77b4",
-               FLAG_LOW_SNR | FLAG_OUT_OF_RANGE: "#9467bd", None: "transparent"}
-#: Diverging colormap of residual layers (blue: model over-predicts, red: under-predicts).
-RESIDUAL_COLORMAP = "RdBu_r"
-
 
 def _metadata(layer) -> dict:
     return getattr(layer, "metadata", None) or {}
@@ -165,17 +156,6 @@ def find_truth_layer(kind: str, shape, layers, prefer_source: str = "") -> objec
     return max(found, key=common)
 
 
-def symmetric_limits(image, percentile: float = 99.0) -> tuple[float, float]:
-    """Contrast limits (−L, +L) centred on 0 with L the ``percentile`` of |image| over finite pixels."""
-    values = np.abs(np.asarray(image))
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return -1.0, 1.0
-    lim = float(np.percentile(values, percentile))
-    lim = lim if lim > 0 else 1.0
-    return -lim, lim
-
-
 def prediction_layer_data(pred, *, pixel_pc=None, pixel_arcsec=None, truth_layers=None,
                           metadata=None) -> tuple[list, dict]:
     """napari LayerData tuples for a ``MapPrediction`` and the metrics against truth.
@@ -201,68 +181,63 @@ def prediction_layer_data(pred, *, pixel_pc=None, pixel_arcsec=None, truth_layer
     truth_layers = truth_layers or {}
     source = pred.bundle_name
     common = {"bundle_name": pred.bundle_name, "bundle_sha256": pred.bundle_sha256, **(metadata or {})}
+    where = {"source": source, "pixel_pc": pixel_pc, "pixel_arcsec": pixel_arcsec}
+    aleatoric_maps = getattr(pred, "aleatoric", None) or {}
     layers: list = []
     metrics: dict = {}
     for target in [t for t in TARGETS if t in pred.maps]:
-        stem = TARGET_DISPLAY[target][0]
-        predicted = map_layer_data(log_to_display(target, pred.log_maps[target]), target, role="predicted",
-                                   source=source, pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec, metadata=common,
-                                   already_display=True)
+        predicted = model_layer_data(log_to_display(target, pred.log_maps[target]), target, "predicted",
+                                     metadata=common, **where)
         layers.append(predicted)
         sigma = (pred.uncertainty or {}).get(target)
-        aleatoric = (getattr(pred, "aleatoric", None) or {}).get(target)
+        aleatoric = aleatoric_maps.get(target)
         if sigma is not None and np.isfinite(sigma).any():
-            extra = {"unit": "dex"}
-            name = f"{stem} (uncertainty, 1σ dex) {source}"
-            if aleatoric is not None:  # band σ propagated: the total of model and band noise
-                extra["uncertainty"] = "total: model spread and band noise in quadrature"
-                name = f"{stem} (uncertainty, total 1σ dex: model ⊕ band noise) {source}"
-            data, kwargs, kind = map_layer_data(np.asarray(sigma, np.float32), target, role="uncertainty",
-                                                source=source, pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec,
-                                                metadata={**common, **extra}, already_display=True)
-            kwargs.update(name=name, colormap="inferno", contrast_limits=robust_limits(data, 0.0, 99.0),
-                          visible=False)
-            layers.append((data, kwargs, kind))
+            extra = {"uncertainty": "total: model spread and band noise in quadrature"} if aleatoric is not None else {}
+            layers.append(model_layer_data(np.asarray(sigma, np.float32), target, "uncertainty",
+                                           metadata={**common, **extra}, total_sigma=aleatoric is not None, **where))
         if aleatoric is not None and np.isfinite(aleatoric).any():
-            data, kwargs, kind = map_layer_data(np.asarray(aleatoric, np.float32), target, role="aleatoric",
-                                                source=source, pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec,
-                                                metadata={**common, "unit": "dex",
-                                                          "uncertainty": "band-noise part (Monte-Carlo draws)"},
-                                                already_display=True)
-            kwargs.update(name=f"{stem} (band-noise part of σ, dex) {source}", colormap="inferno",
-                          contrast_limits=robust_limits(data, 0.0, 99.0), visible=False)
-            layers.append((data, kwargs, kind))
+            layers.append(model_layer_data(np.asarray(aleatoric, np.float32), target, "aleatoric",
+                                           metadata={**common, "uncertainty": "band-noise part (Monte-Carlo draws)"},
+                                           **where))
         truth = truth_layers.get(target)
         if truth is not None:
             truth_shown = np.asarray(truth.data, dtype=np.float32)
             pred_shown = predicted[0]
-            residual = (truth_shown - pred_shown).astype(np.float32)  # true − predicted, dex
-            meta = {**common, "unit": "dex", "truth_layer": truth.name,
-                    "definition": "true - predicted (log10 displayed quantity)"}
-            data, kwargs, kind = map_layer_data(residual, target, role="residual", source=source,
-                                                pixel_pc=pixel_pc, pixel_arcsec=pixel_arcsec,
-                                                metadata=meta, already_display=True)
-            # map_layer_data flips; the residual is already in display order -> flip back once.
-            data = display_rows(data)
-            kwargs.update(name=f"{stem} (residual true−pred, dex) {source}", colormap=RESIDUAL_COLORMAP,
-                          contrast_limits=symmetric_limits(data), visible=False)
-            layers.append((data, kwargs, kind))
+            residual = (truth_shown - pred_shown).astype(np.float32)  # true − predicted, dex (display order)
+            meta = {**common, "truth_layer": truth.name, "definition": "true - predicted (log10 displayed quantity)"}
+            layers.append(model_layer_data(display_rows(residual), target, "residual", metadata=meta, **where))
             metrics[target] = regression_metrics(truth_shown, pred_shown)
-    flags = np.asarray(pred.flags, dtype=np.uint8)
     scale = layers[0][1]["scale"] if layers else (1.0, 1.0)
     units = layers[0][1]["units"] if layers else ("pixel", "pixel")
-    flag_bits = {FLAG_MASKED: "masked: invalid or below the H_E clip, not predicted",
-                 FLAG_OUT_OF_RANGE: "outside the training feature range (extrapolated)"}
-    flag_name = f"flags (grey: masked, orange: outside training range) {source}"
-    if getattr(pred, "aleatoric", None):
-        flag_bits[FLAG_LOW_SNR] = "H_E signal-to-noise below the threshold (prediction noise-dominated)"
-        flag_name = f"flags (grey: masked, orange: outside training range, blue: low S/N) {source}"
-    flag_meta = {**common, "role": "flags", "unit": "", "pixel_pc": pixel_pc, "pixel_arcsec": pixel_arcsec,
-                 "fits_order": False, "source": source, "flag_bits": flag_bits}
-    layers.append((display_rows(flags), {
-        "name": flag_name,
-        "colormap": dict(FLAG_COLORS), "scale": scale, "units": units, "metadata": flag_meta,
-        "opacity": 0.6,
-    }, "labels"))
+    layers.append(flags_layer_data(display_rows(np.asarray(pred.flags, dtype=np.uint8)), scale=scale, units=units,
+                                   metadata=common, low_snr=bool(aleatoric_maps), **where))
     return layers, metrics
 
+
+#: Above this fraction of usable pixels outside the training range, the dock warns before predicting.
+OUT_OF_RANGE_WARN = 0.5
+
+
+def out_of_range_fraction(bands, bundle_path, max_pixels: int = 20_000) -> tuple[float, int]:
+    """(fraction of usable pixels whose features lie outside the bundle's training range, usable pixels sampled).
+
+    ``bands`` is the (4, ny, nx) MJy/sr stack (numpy or dask, FITS order); at most about
+    ``max_pixels`` pixels on a regular grid are looked at.  Only ``bundle.json`` is read.  A
+    fraction of 1.0 with 0 pixels means that no pixel is usable at all (H_E at or below the clip).
+    """
+    import json
+    from pathlib import Path
+
+    from ..features import MinMaxScaling, pixel_features, pixel_mask
+
+    meta = json.loads((Path(bundle_path) / "bundle.json").read_text(encoding="utf-8"))
+    scaling = MinMaxScaling.from_dict(meta["scaling"]["features"])
+    ny, nx = bands.shape[-2:]
+    step = max(1, int(np.ceil(np.sqrt(ny * nx / max_pixels))))
+    sample = np.asarray(bands[:, ::step, ::step], dtype=np.float32)
+    usable = pixel_mask(sample, float(meta["clip_h"]))
+    n = int(usable.sum())
+    if n == 0:
+        return 1.0, 0
+    X = pixel_features(sample[:, usable].T, meta["feature_set"])
+    return float(1.0 - scaling.inside(X).mean()), n

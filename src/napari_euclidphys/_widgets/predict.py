@@ -41,14 +41,19 @@ from qtpy.QtWidgets import (
 )
 
 from .. import BANDS, TARGETS
-from .._layers import BAND_LABELS, TARGET_DISPLAY, display_rows, robust_limits
+from .._layers import BAND_LABELS, TARGET_DISPLAY, display_rows, robust_limits, show_one_map
+from ._colorbars import caption_active_colorbar, follow_colorbar, install_status_units
 from ..progress import Progress
 
-from ._bundles import BundleInfo, available_bundles, on_bundles_changed, read_bundle_info, register_bundle_dir
-from ._results import (FLAG_LOW_SNR, band_layer_for, band_sigma_layers, bands_from_layers, find_truth_layer,
-                       prediction_layer_data)
+from ..catalog import BundleNotFoundError
+from ..quantities import TARGET_SYMBOLS
+from ._bundles import (BundleInfo, available_bundles, on_bundles_changed, read_bundle_info, register_bundle_dir,
+                       resolve_bundle)
+from ._results import (FLAG_LOW_SNR, OUT_OF_RANGE_WARN, band_layer_for, band_sigma_layers, bands_from_layers,
+                       find_truth_layer, out_of_range_fraction, prediction_layer_data)
 from ._combos import refill_combo
 from ._run import RunPanel
+from ._scroll import guide_link, scrolling_layout
 from ._settings import load_settings, save_settings
 
 __all__ = ["PredictWidget", "predict_job", "predict_band_noise_job", "METRIC_COLUMNS"]
@@ -56,7 +61,7 @@ __all__ = ["PredictWidget", "predict_job", "predict_band_noise_job", "METRIC_COL
 #: Metrics table columns: (key of regression_metrics, header).
 METRIC_COLUMNS = (("r2", "R²"), ("rmse", "RMSE"), ("nmad", "NMAD"), ("f_out", "f_out"), ("bias", "bias"),
                   ("pearson_r", "ρ"), ("n", "N pix"))
-_TARGET_LABEL = {"mass": "Σ⋆", "metallicity": "Z⋆", "age": "t⋆"}
+_TARGET_LABEL = TARGET_SYMBOLS
 
 
 def predict_job(bundle_path, bands, targets, chunk_pixels: int):
@@ -110,6 +115,7 @@ class PredictWidget(QWidget):
             band_form.addRow(BAND_LABELS[band], combo)
         self.auto_button = QPushButton("Assign bands from layer names")
         self.auto_button.clicked.connect(self.auto_assign)
+        self.auto_button.setToolTip("choose each band's layer again from the layers' metadata or names")
         band_form.addRow(self.auto_button)
         # prepared observations carry a σ per band: propagate it through the model (Monte-Carlo)
         self.sigma_check = QCheckBox()
@@ -137,6 +143,8 @@ class PredictWidget(QWidget):
         self.bundle_combo = QComboBox()
         self.bundle_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.bundle_combo.setMinimumContentsLength(18)
+        self.bundle_combo.setToolTip("model bundle: shipped, trained in 'Train models', in $NAPARI_EUCLIDPHYS_MODEL_PATH "
+                                     "or browsed; the line below shows its kind, features and test R²")
         self.browse_button = QPushButton("Browse…")
         self.browse_button.setToolTip("choose a bundle folder (with bundle.json)")
         row.addWidget(self.bundle_combo, 1)
@@ -150,6 +158,7 @@ class PredictWidget(QWidget):
         for target in TARGETS:
             check = QCheckBox(f"{_TARGET_LABEL[target]} ({target})")
             check.setChecked(True)
+            check.setToolTip(f"predict {target} ({_TARGET_LABEL[target]}); greyed out when the bundle has no model for it")
             self.target_checks[target] = check
             target_row.addWidget(check)
         model_layout.addLayout(target_row)
@@ -157,17 +166,20 @@ class PredictWidget(QWidget):
         # --- run
         self.run_panel = RunPanel("Predict")
         self.run_panel.run_button.clicked.connect(self.run)
+        self.run_panel.run_button.setToolTip("predict the maps in the background; layers are added when it ends")
 
         # --- metrics
         self.metrics_table = QTableWidget(0, len(METRIC_COLUMNS))
         self.metrics_table.setHorizontalHeaderLabels([h for _, h in METRIC_COLUMNS])
         self.metrics_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.metrics_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.metrics_table.setMaximumHeight(130)
+        rows = len(TARGETS) * self.metrics_table.verticalHeader().defaultSectionSize()
+        self.metrics_table.setFixedHeight(rows + self.metrics_table.horizontalHeader().sizeHint().height() + 6)
         self.metrics_note = QLabel("Metrics vs truth layers (Δ = predicted − true, dex; f_out: |Δ| > 0.3 dex)")
         self.metrics_note.setWordWrap(True)
 
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
+        layout.addWidget(guide_link("2. Predict physical maps"))
         layout.addWidget(band_box)
         layout.addWidget(model_box)
         layout.addWidget(self.run_panel)
@@ -181,6 +193,7 @@ class PredictWidget(QWidget):
             event.connect(self.refresh_layers)
         self._disconnect_bundles = on_bundles_changed(self.refresh_bundles)
         self.destroyed.connect(lambda *_: self._disconnect_bundles())
+        install_status_units(self.viewer)
         self.refresh_layers()
         self.refresh_bundles()
         last = load_settings("predict", {"bundle": ""})["bundle"]
@@ -261,9 +274,14 @@ class PredictWidget(QWidget):
     def current_bundle(self) -> BundleInfo | None:
         return self.bundle_combo.currentData()
 
-    def select_bundle(self, path) -> bool:
-        """Select the bundle at ``path`` (registering its folder if it is not listed yet)."""
-        path = Path(path).resolve()
+    def select_bundle(self, spec) -> bool:
+        """Select the bundle ``spec`` names (a folder, a bundle name or a short name such as ``rf``,
+        resolved like ``--model`` by :func:`napari_euclidphys.catalog.resolve_bundle`); a folder not
+        listed yet is registered."""
+        try:
+            path = resolve_bundle(spec).resolve()
+        except BundleNotFoundError:
+            return False
         for i in range(self.bundle_combo.count()):
             info = self.bundle_combo.itemData(i)
             if info is not None and info.path.resolve() == path:
@@ -282,10 +300,22 @@ class PredictWidget(QWidget):
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a model bundle folder (with bundle.json)")
         if folder:
-            if read_bundle_info(folder) is None:
-                self.run_panel.set_status(f"{folder}: no readable bundle.json; not a model bundle")
-                return
-            self.select_bundle(folder)
+            self.choose_bundle_folder(folder)
+
+    def choose_bundle_folder(self, folder) -> bool:
+        """Verify a browsed bundle now (sha256 of every file, schema, no pickle) and select it; a napari
+        error notification says what is wrong otherwise."""
+        from ..io.bundle import BundleError, ModelBundle
+
+        if read_bundle_info(folder) is None:
+            self._input_problem(f"{folder}: no readable bundle.json; not a model bundle", error=True)
+            return False
+        try:
+            ModelBundle.load(folder)
+        except (BundleError, OSError, ValueError) as err:
+            self._input_problem(f"{folder}: not a usable model bundle: {err}", error=True)
+            return False
+        return self.select_bundle(folder)
 
     def _on_bundle_changed(self, *_) -> None:
         info = self.current_bundle()
@@ -321,7 +351,9 @@ class PredictWidget(QWidget):
             if not targets:
                 raise ValueError("select at least one target")
         except ValueError as err:
-            self.run_panel.set_status(str(err))
+            self._input_problem(str(err))
+            return
+        if not self._range_accepted(info, band_layers, bands):
             return
         save_settings("predict", {"bundle": str(info.path)})
         self._warn_mismatch(info, band_layers)
@@ -343,6 +375,35 @@ class PredictWidget(QWidget):
                              targets, n_draws, max(1000, int(self.chunk_pixels) // n_draws),
                              on_returned=self._on_prediction,
                              description=f"predicting with {info.name} and {n_draws} band-noise draws")
+
+    def _input_problem(self, message: str, error: bool = False) -> None:
+        """An input problem: a napari notification (warning or error) and the dock's status line."""
+        from napari.utils.notifications import show_error, show_warning
+
+        self.run_panel.set_status(message)
+        (show_error if error else show_warning)(message)
+
+    def _range_accepted(self, info, band_layers, bands) -> bool:
+        """False (after a warning) the first time most pixels lie outside the bundle's training range.
+
+        Clicking **Predict** again with the same layers and bundle predicts anyway.
+        """
+        key = (str(info.path), tuple(ly.name for ly in band_layers))
+        if getattr(self, "_range_override", None) == key:
+            return True
+        try:
+            fraction, n = out_of_range_fraction(bands, info.path)
+        except (OSError, KeyError, ValueError):  # a bundle.json without ranges: ModelBundle.load will say
+            return True
+        if fraction <= OUT_OF_RANGE_WARN:
+            return True
+        self._range_override = key
+        what = (f"{fraction:.0%} of the usable pixels (sampled: {n}) have band values outside the range "
+                f"'{info.name}' was trained on" if n else "no pixel has H_E above the bundle's clip")
+        self._input_problem(f"{what}: are these Euclid I_E/Y_E/J_E/H_E surface brightnesses in MJy/sr, at "
+                            "100 pc per pixel? Predictions there are extrapolated and not meaningful. Nothing "
+                            "was predicted; click Predict again to predict anyway.")
+        return False
 
     def _warn_mismatch(self, info, band_layers) -> None:
         """A napari warning when the bundle was trained for the other kind of input (ideal vs observed)."""
@@ -380,6 +441,8 @@ class PredictWidget(QWidget):
                 limits = robust_limits(shown_truth)
                 kwargs["contrast_limits"] = limits
                 truth[target].contrast_limits = limits
+        show_one_map(layer_data)
+        self._hide_earlier_maps()
         added = []
         for data, kwargs, layer_type in layer_data:
             if kwargs["name"] in self.viewer.layers:  # a re-run replaces its own layers
@@ -389,11 +452,12 @@ class PredictWidget(QWidget):
             kwargs["units"] = tuple(str(u) for u in reference.units)
             layer = getattr(self.viewer, f"add_{layer_type}")(data, **kwargs)
             if layer_type == "image":
-                layer.colorbar.visible = True  # the layer name carries the quantity and unit
+                follow_colorbar(layer)
             added.append(layer)
         self.added_layers = added
         if added:
             self.viewer.layers.selection.active = added[0]  # the predicted Σ⋆ (or first target) map
+            caption_active_colorbar(self.viewer)
         self.last_prediction = prediction
         self.last_metrics = metrics
         self._show_metrics(metrics)
@@ -410,6 +474,12 @@ class PredictWidget(QWidget):
         if not metrics:
             notes.append("no truth map layers of this shape: no residuals or metrics")
         self.run_panel.set_status("; ".join(notes))
+
+    def _hide_earlier_maps(self) -> None:
+        """Hide the maps of earlier predictions (any bundle): one map, one colour bar on the canvas."""
+        for layer in self.viewer.layers:
+            if (layer.metadata or {}).get("role") in ("predicted", "uncertainty", "aleatoric", "residual", "flags"):
+                layer.visible = False
 
     def _show_metrics(self, metrics: dict) -> None:
         self.metrics_table.setRowCount(len(metrics))

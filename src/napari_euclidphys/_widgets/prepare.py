@@ -45,6 +45,7 @@ from ._combos import refill_combo
 from ._prepare_data import MER_ROLES, mer_layer_for, observation_files, prepare_settings, prepared_layer_data
 from ._prepare_data import prepared_source
 from ._run import RunPanel
+from ._scroll import guide_link, scrolling_layout
 
 __all__ = ["PrepareWidget", "prepare_job", "PrepareFailed"]
 
@@ -103,6 +104,7 @@ class PrepareWidget(QWidget):
                 self.combos[band][key] = combo
                 grid.addWidget(combo, row, col)
         self.auto_button = QPushButton("Assign from layer metadata")
+        self.auto_button.setToolTip("choose the science, RMS and FLAG layers of each band from the reader's metadata")
         self.auto_button.clicked.connect(lambda: self.auto_assign(only_empty=False))
         grid.addWidget(self.auto_button, len(BANDS) + 1, 0, 1, len(MER_ROLES) + 1)
 
@@ -115,6 +117,9 @@ class PrepareWidget(QWidget):
         self.distance_edit.setPlaceholderText("Mpc (instead of the redshift)")
         self.ebv_edit = QLineEdit()
         self.ebv_edit.setPlaceholderText("mag, e.g. the MER catalogue's gal_ebv (empty: not corrected)")
+        self.redshift_edit.setToolTip("the galaxy's redshift (sets the distance, the dimming and the pixel size in pc)")
+        self.distance_edit.setToolTip("the galaxy's distance in Mpc, instead of the redshift")
+        self.ebv_edit.setToolTip("Galactic E(B−V) [mag] at the galaxy; empty: Milky Way extinction NOT corrected")
         form.addRow("redshift z", self.redshift_edit)
         form.addRow("or distance [Mpc]", self.distance_edit)
         form.addRow("Galactic E(B−V) [mag]", self.ebv_edit)
@@ -151,6 +156,9 @@ class PrepareWidget(QWidget):
             spin.setRange(lo, hi)
             spin.setValue(value)
             spin.setSuffix(suffix)
+        self.ra_spin.setToolTip("right ascension of the cutout centre [deg]")
+        self.dec_spin.setToolTip("declination of the cutout centre [deg]")
+        self.size_spin.setToolTip("side of the square cutout [arcsec]")
         cut_form.addRow("RA", self.ra_spin)
         cut_form.addRow("Dec", self.dec_spin)
         cut_form.addRow("size", self.size_spin)
@@ -159,12 +167,14 @@ class PrepareWidget(QWidget):
         # --- run, save
         self.run_panel = RunPanel("Prepare")
         self.run_panel.run_button.clicked.connect(self.run)
+        self.run_panel.run_button.setToolTip("prepare the four bands in the background (MER -> 100 pc MJy/sr with σ)")
         self.save_button = QPushButton("Save as…")
         self.save_button.setToolTip("write the prepared observation (bands, σ, flags, provenance) to one FITS file")
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(self._save_dialog)
 
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
+        layout.addWidget(guide_link("6. Preparing a Euclid observation"))
         layout.addWidget(files_box)
         layout.addWidget(galaxy_box)
         layout.addWidget(self.cutout_box)

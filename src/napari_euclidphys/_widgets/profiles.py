@@ -25,6 +25,8 @@ from qtpy.QtWidgets import (
 )
 
 from ._combos import refill_combo
+from ._colorbars import install_status_units
+from ._scroll import guide_link, scrolling_layout
 from ._canvas import ThemedCanvas
 from ._profile_data import (
     PROFILE_YLABEL,
@@ -87,6 +89,8 @@ class ProfilesWidget(QWidget):
         form = QFormLayout()
         self.truth_combo = QComboBox()
         self.pred_combo = QComboBox()
+        self.truth_combo.setToolTip("the true map (from an atlas or the sample); empty: predicted map only")
+        self.pred_combo.setToolTip("the predicted map (follows the newest prediction of the same quantity)")
         self.center_combo = QComboBox()
         self.center_combo.setToolTip("last point of a Points layer, or the light-weighted centroid of a band")
         self.width_spin = QDoubleSpinBox()
@@ -94,7 +98,9 @@ class ProfilesWidget(QWidget):
         self.width_spin.setValue(1.5)
         self.width_spin.setSingleStep(0.25)
         self.width_spin.setSuffix(" kpc")
+        self.width_spin.setToolTip("annulus width along the major axis [kpc] (the paper uses 1.5 kpc)")
         self.rmax_spin = QDoubleSpinBox()
+        self.rmax_spin.setToolTip("largest radius [kpc]; 'whole map' goes to the farthest pixel")
         self.rmax_spin.setRange(0.0, 1000.0)
         self.rmax_spin.setValue(0.0)
         self.rmax_spin.setSpecialValueText("whole map")
@@ -116,25 +122,33 @@ class ProfilesWidget(QWidget):
         form.addRow("Position angle", self.pa_spin)
 
         self.compute_button = QPushButton("Compute profiles")
+        self.compute_button.setToolTip("median and 16–84 % band per annulus of both maps, and of true − predicted")
         self.compute_button.clicked.connect(self.compute)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.canvas = ProfileCanvas(napari_viewer)
         self.csv_button = QPushButton("Export CSV…")
         self.png_button = QPushButton("Export PNG…")
+        self.csv_button.setToolTip("save the three profile tables (radii in kpc) as CSV")
+        self.png_button.setToolTip("save the plot as PNG")
         self.csv_button.clicked.connect(self._export_csv_dialog)
         self.png_button.clicked.connect(self._export_png_dialog)
         exports = QHBoxLayout()
         exports.addWidget(self.csv_button)
         exports.addWidget(self.png_button)
 
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
+        layout.addWidget(guide_link("3. Radial profiles"))
         layout.addLayout(form)
         layout.addWidget(self.compute_button)
         layout.addWidget(self.status)
+        self.canvas.setMinimumHeight(320)  # inside the scroll area: the plot keeps a readable size
         layout.addWidget(self.canvas, 1)
         layout.addLayout(exports)
 
+        install_status_units(self.viewer)
+        self._pred_kind = None
+        self.pred_combo.currentTextChanged.connect(self._remember_kind)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self.refresh_layers)
         self.refresh_layers()
@@ -147,9 +161,12 @@ class ProfilesWidget(QWidget):
         maps = [ly for ly in self.viewer.layers if isinstance(ly, Image) and ly.ndim == 2]
         truth = [ly.name for ly in maps if ly.metadata.get("role") == "truth"]
         pred = [ly.name for ly in maps if ly.metadata.get("role") == "predicted"]
-        others = [ly.name for ly in maps if ly.metadata.get("role") not in ("truth", "predicted", "band")]
+        # images of no known role (a map computed by the user) may be either; model by-products
+        # (σ, residual, band-noise part) and bands are never offered as a true or predicted map
+        others = [ly.name for ly in maps if ly.metadata.get("role") in (None, "image")]
         self._fill(self.truth_combo, truth + others, prefer=truth[0] if truth else None)
         self._fill(self.pred_combo, pred + others, prefer=pred[-1] if pred else None)
+        self._follow_new_prediction(event)
         current = self.center_combo.currentData()
         self.center_combo.blockSignals(True)
         self.center_combo.clear()
@@ -166,6 +183,30 @@ class ProfilesWidget(QWidget):
         index = self.center_combo.findData(current) if current is not None else -1
         self.center_combo.setCurrentIndex(max(index, 0))
         self.center_combo.blockSignals(False)
+
+    def _follow_new_prediction(self, event) -> None:
+        """A newly added predicted map of the quantity being profiled (or any, when none is chosen)
+        becomes the predicted map, and the truth of that quantity the true map."""
+        inserted = getattr(event, "value", None) if event is not None and event.type == "inserted" else None
+        meta = getattr(inserted, "metadata", None) or {}
+        if meta.get("role") != "predicted":
+            return
+        if getattr(self, "_pred_kind", None) not in (None, meta.get("map_kind")):
+            return
+        self.pred_combo.setCurrentText(inserted.name)
+        self._pred_kind = meta.get("map_kind")
+        chosen_truth = self._layer(self.truth_combo)
+        if chosen_truth is None or (chosen_truth.metadata or {}).get("map_kind") != meta.get("map_kind"):
+            for ly in self.viewer.layers:
+                if (ly.metadata or {}).get("role") == "truth" and ly.metadata.get("map_kind") == meta.get("map_kind"):
+                    self.truth_combo.setCurrentText(ly.name)
+                    break
+
+    def _remember_kind(self, *_) -> None:
+        """The quantity the user profiles (followed by :meth:`_follow_new_prediction`)."""
+        layer = self._layer(self.pred_combo)
+        if layer is not None:
+            self._pred_kind = (layer.metadata or {}).get("map_kind")
 
     @staticmethod
     def _fill(combo: QComboBox, names, prefer=None) -> None:

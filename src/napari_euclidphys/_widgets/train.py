@@ -31,22 +31,24 @@ from qtpy.QtWidgets import (
 from .. import TARGETS
 from ..progress import Progress
 
+from ..quantities import MODEL_NAMES, TARGET_SYMBOLS
 from ._bundles import notify_bundles_changed, register_bundle_dir, user_bundle_dir
 from ._run import RunPanel
+from ._scroll import guide_link, scrolling_layout
 from ._settings import load_settings, save_settings
-from ._training_job import train_job
+from ._training_job import small_run_warning, train_job
 
 __all__ = ["TrainWidget", "train_job", "build_atlas_job", "DEFAULTS"]
 
-MODELS = {"lr": "Linear regression", "rf": "Random forest", "dnn": "Neural network (DNN)"}
+MODELS = MODEL_NAMES
 FEATURES = {"h": "H_E only", "bands": "4 bands", "colours": "4 bands + 6 colours",
             "colours2": "4 bands + colours + squared colours"}
-_TARGET_LABEL = {"mass": "Σ⋆", "metallicity": "Z⋆", "age": "t⋆"}
+_TARGET_LABEL = TARGET_SYMBOLS
 
 #: Persisted settings and their defaults.
 DEFAULTS = {"atlas": "", "out_dir": "", "models": ("lr", "rf"), "feature_set": "bands", "targets": TARGETS,
             "test_fraction": 0.2, "seed": 0, "repeats": 1, "max_train_pixels": 0, "rf_trees": 50,
-            "dnn_epochs": 200, "synth_galaxies": 8, "synth_npix": 64}
+            "dnn_epochs": 200, "synth_galaxies": 40, "synth_npix": 128}
 
 
 def build_atlas_job(out_dir, n_galaxies: int, npix: int, seed: int):
@@ -75,6 +77,7 @@ class TrainWidget(QWidget):
         self.atlas_edit.setPlaceholderText("folder with TNG*_O*_Euclid_*.fits and the maps")
         atlas_browse = QPushButton("Browse…")
         atlas_browse.clicked.connect(self._browse_atlas)
+        atlas_browse.setToolTip("choose an atlas folder (TNG50-SKIRT layout: band images and true maps per galaxy)")
         row = QHBoxLayout()
         row.addWidget(self.atlas_edit, 1)
         row.addWidget(atlas_browse)
@@ -158,6 +161,7 @@ class TrainWidget(QWidget):
         self.out_edit = QLineEdit(values["out_dir"] or str(user_bundle_dir()))
         out_browse = QPushButton("Browse…")
         out_browse.clicked.connect(self._browse_out)
+        out_browse.setToolTip("choose the folder where the trained bundles are saved")
         out_row.addWidget(self.out_edit, 1)
         out_row.addWidget(out_browse)
         out_form = QFormLayout()
@@ -168,13 +172,35 @@ class TrainWidget(QWidget):
         self.results = QLabel("")
         self.results.setWordWrap(True)
 
-        layout = QVBoxLayout(self)
+        self._set_tooltips()
+        layout = scrolling_layout(self)
+        layout.addWidget(guide_link("4. Train models"))
         for widget in (data_box, model_box, hyper_box):
             layout.addWidget(widget)
         layout.addLayout(out_form)
         layout.addWidget(self.run_panel)
         layout.addWidget(self.results)
         layout.addStretch(1)
+
+    def _set_tooltips(self) -> None:
+        tips = {
+            self.atlas_edit: "atlas folder: TNG*_O*_Euclid_*.fits band images and the true maps of each galaxy",
+            self.synth_galaxies: "galaxies in the synthetic atlas; fewer than ~20 gives test metrics that mean little",
+            self.synth_npix: "pixels per side of each synthetic galaxy (100 pc pixels)",
+            self.feature_combo: "model inputs: H_E only, the 4 bands, + colours, + squared colours (paper Table 3)",
+            self.seed: "seed of the galaxy split and of the models (same seed, same result)",
+            self.repeats: "train this many times with different splits; metrics are averaged",
+            self.max_pixels: "cap on the training pixels (drawn at random); 'all' uses every pixel",
+            self.rf_trees: "trees of the random forest (more: smoother, slower, larger bundle)",
+            self.dnn_epochs: "maximum training epochs of the neural network (early stopping may end sooner)",
+            self.out_edit: "folder where each model's bundle is saved (listed at once in 'Predict physical maps')",
+            self.run_panel.run_button: "train the chosen models in the background; Cancel saves nothing",
+        }
+        tips.update({check: f"train a {label.lower()} model" for check, label in
+                     ((self.model_checks[k], MODELS[k]) for k in MODELS)})
+        tips.update({check: f"train a model for {target}" for target, check in self.target_checks.items()})
+        for widget, text in tips.items():
+            widget.setToolTip(text)
 
     # ------------------------------------------------------------------ settings
     def values(self) -> dict:
@@ -249,7 +275,10 @@ class TrainWidget(QWidget):
             if not out_dir:
                 raise ValueError("choose a folder for the trained bundles")
         except ValueError as err:
+            from napari.utils.notifications import show_warning
+
             self.run_panel.set_status(str(err))
+            show_warning(str(err))
             return
         self.save_settings()
         self.results.setText("")
@@ -282,5 +311,13 @@ class TrainWidget(QWidget):
                 model = model if model in MODELS else f"{model} baseline"
                 lines.append(f"{model} {_TARGET_LABEL.get(row.get('target'), row.get('target'))}: "
                              f"test R² = {r2:.3f}, RMSE = {rmse:.3f} dex")
+        split = getattr(result, "split", None)
+        warning = (small_run_warning(len(split.train_ids), len(split.test_ids), result.summary("test"))
+                   if split is not None else None)
+        if warning:
+            from napari.utils.notifications import show_warning
+
+            lines.append(warning)
+            show_warning(warning)
         self.results.setText("\n".join(lines))
         self.run_panel.set_status("training complete; the new bundles are listed in 'Predict physical maps'")

@@ -39,8 +39,6 @@ __all__ = ["main", "build_parser", "predict_files", "write_maps_fits", "batch_jo
 
 log = logging.getLogger("napari_euclidphys.predict")
 
-#: EXTNAME of each target's map.
-TARGET_EXTNAMES = {"mass": "MASS", "metallicity": "METALLICITY", "age": "AGE"}
 
 
 class CliError(Exception):
@@ -71,7 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="napari-euclidphys-predict",
         description="Predict stellar mass surface density, metallicity and age maps from Euclid "
                     "I_E, Y_E, J_E, H_E surface-brightness images with a model bundle.")
-    p.add_argument("--model", required=True, help="model bundle folder (holding bundle.json)")
+    p.add_argument("--model", help="model bundle: a folder holding bundle.json, a bundle name "
+                                    "(euclidphys-rf-bands-synth) or a shipped bundle's short name (lr, rf, dnn; "
+                                    "see --list-models); more folders to search in $NAPARI_EUCLIDPHYS_MODEL_PATH")
+    p.add_argument("--list-models", action="store_true",
+                   help="list the model bundles found (shipped, user folder, $NAPARI_EUCLIDPHYS_MODEL_PATH) and exit")
     p.add_argument("--bands", nargs=4, metavar=("VIS", "Y", "J", "H"),
                    help="the four band FITS files, in the order VIS Y J H (each file's band must be "
                         "recognisable from its name or FILTER keyword; otherwise use --vis/--y/--j/--h)")
@@ -340,8 +342,7 @@ def _output_layout(bundle, targets, reference=None, inputs=()):
     """
     from astropy.io import fits
 
-    from .. import __version__
-    from ..io.bundle import TARGET_UNITS
+    from ..io.maps import extension_header, extension_name, primary_header
 
     geometry = fits.Header()
     if reference is not None:
@@ -360,11 +361,7 @@ def _output_layout(bundle, targets, reference=None, inputs=()):
         for key in ("PIXSIZE",):
             if key in reference.header:
                 geometry[key] = (reference.header[key], reference.header.comments[key])
-    h = fits.PrimaryHDU().header
-    h["ORIGIN"] = ("napari-euclidphys", "software that wrote this file")
-    h["SWVERS"] = (__version__, "napari-euclidphys version")
-    h["BUNDLE"] = (_ascii(bundle.name), "model bundle name")
-    h["BUNDSHA"] = bundle.sha256 or ""  # sha256 of bundle.json: 64 hex digits leave no room for a comment
+    h = primary_header(_ascii(bundle.name), bundle.sha256 or "")
     h["MODKIND"] = (bundle.kind, "model kind: lr, rf, dnn")
     h["FEATSET"] = (bundle.feature_set, "feature set")
     h["CLIPH"] = (bundle.clip_h, "[MJy/sr] H_E clip; pixels at or below: not used")
@@ -375,20 +372,15 @@ def _output_layout(bundle, targets, reference=None, inputs=()):
     for i, band_path in enumerate(inputs):
         h.add_history(_ascii(f"input {i + 1}: {Path(band_path).name}"))
     h.add_comment("Synthetic-trained models are NOT TNG50-trained; see the bundle card.")
+    provenance = {"bundle_name": bundle.name, "bundle_sha256": bundle.sha256 or ""}
     extensions = []
     for t in targets:
-        ext = TARGET_EXTNAMES[t]
-        hdr = geometry.copy()
-        hdr["BUNIT"] = (TARGET_UNITS[t], f"{t}: " + {"mass": "stellar mass surface density",
-                                                    "metallicity": "mass-weighted absolute Z",
-                                                    "age": "mass-weighted age"}[t])
-        extensions.append((ext, hdr, "map", t))
-        hdr = geometry.copy()
-        hdr["BUNIT"] = ("dex", f"1 sigma spread of log10 {t}")
-        extensions.append((f"{ext}_SIGMA", hdr, "sigma", t))
-    hdr = geometry.copy()
-    hdr["BUNIT"] = ("", "flags: 1 masked, 2 outside training range")
-    extensions.append(("FLAGS", hdr, "flags", None))
+        extensions.append((extension_name("predicted", t),
+                           extension_header("predicted", t, geometry=geometry, **provenance), "map", t))
+        extensions.append((extension_name("uncertainty", t),
+                           extension_header("uncertainty", t, geometry=geometry, **provenance), "sigma", t))
+    extensions.append((extension_name("flags"), extension_header("flags", geometry=geometry, **provenance),
+                       "flags", None))
     return h, extensions
 
 
@@ -399,32 +391,30 @@ def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwri
     ``*_SIGMA`` extensions hold the total σ and ``*_ALEA`` the part due to the band noise.
     """
     import numpy as np
-    from astropy.io import fits
 
-    from ..io.safe import atomic_path
+    from ..io.maps import extension_header, extension_name, geometry_cards, write_maps
 
     primary, extensions = _output_layout(bundle, prediction.targets, reference, inputs)
     primary["NEVAL"] = prediction.n_evaluated
     primary["NOUTRNG"] = prediction.n_out_of_range
+    primary["SIGCAL"] = (bool(prediction.calibrated), "SIGMA calibrated on unseen galaxies (bundle)")
     if prediction.aleatoric:
         primary["SIGMA"] = ("model+band", "_SIGMA: sqrt(model^2 + band noise^2)")
         primary["NDRAWS"] = ((noise or {}).get("draws", 0), "Monte-Carlo draws of the band noise")
         primary["DRAWSEED"] = ((noise or {}).get("seed", 0), "seed of the draws")
         primary["SNRMIN"] = (float((noise or {}).get("snr_min", 0.0)), "flag 4 below this H_E S/N")
         primary["FLAGBIT3"] = ("low S/N", "flag value 4: H_E S/N < SNRMIN")
-    hdus = [fits.PrimaryHDU(header=primary)]
+    planes = []
     for name, hdr, what, t in extensions:
         data = {"map": lambda: prediction.maps[t],
                 "sigma": lambda: np.asarray(prediction.uncertainty[t], np.float32),
                 "flags": lambda: prediction.flags.astype(np.uint8)}[what]()
-        hdus.append(fits.ImageHDU(data, header=hdr, name=name))
+        planes.append((name, hdr, data))
         if what == "sigma" and prediction.aleatoric:
-            alea = hdr.copy()
-            alea["BUNIT"] = ("dex", f"1 sigma of log10 {t} from the band noise")
-            hdus.append(fits.ImageHDU(np.asarray(prediction.aleatoric[t], np.float32), header=alea,
-                                      name=name.replace("_SIGMA", "_ALEA")))
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        fits.HDUList(hdus).writeto(tmp, output_verify="exception")
+            alea = extension_header("aleatoric", t, geometry=geometry_cards(hdr), bundle_name=bundle.name,
+                                    bundle_sha256=bundle.sha256 or "")
+            planes.append((extension_name("aleatoric", t), alea, np.asarray(prediction.aleatoric[t], np.float32)))
+    write_maps(path, primary, planes, overwrite=overwrite)
     return Path(path)
 
 
@@ -555,6 +545,8 @@ def _check_useful(out, n_pixels, n_evaluated, n_finite: dict, clip_h) -> None:
             f"{out}: useless prediction, not written: none of the {n_pixels} pixels was evaluated (every "
             f"pixel has a non-finite or non-positive band, or I_H at or below the bundle's clip of "
             f"{clip_h:g} MJy/sr); check the bands' unit and the bundle")
+    from ..io.maps import TARGET_EXTNAMES
+
     empty = [TARGET_EXTNAMES[t] for t, n in n_finite.items() if n == 0]
     if empty:
         raise UselessOutputError(
@@ -940,7 +932,16 @@ def main(argv: list[str] | None = None) -> int:
     from ..io.safe import OutputExistsError, check_no_overlap
 
     prog = "napari-euclidphys-predict"
+    from ..catalog import BundleNotFoundError, available_bundles, resolve_bundle
+
+    if args.list_models:
+        for info in available_bundles():
+            print(f"{' = '.join(info.aliases)}\t{info.kind}\t{info.feature_set}\t{info.origin}\t{info.path}")
+        return 0
     try:
+        if not args.model:
+            raise CliError("--model BUNDLE is required (a folder, a bundle name or a short name; see --list-models)")
+        args.model = str(resolve_bundle(args.model))
         bands, named = _band_args(args)
         if sum(x is not None for x in (bands, args.batch, args.prepared)) != 1:
             raise CliError("give either --bands VIS Y J H (or --vis/--y/--j/--h) with --out, --prepared FILE "
@@ -993,6 +994,6 @@ def main(argv: list[str] | None = None) -> int:
     except UselessOutputError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return EXIT_USELESS
-    except (CliError, BundleError, FitsReadError, OutputExistsError, ValueError) as err:
+    except (CliError, BundleError, BundleNotFoundError, FitsReadError, OutputExistsError, ValueError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2

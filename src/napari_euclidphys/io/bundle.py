@@ -36,7 +36,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import BANDS, TARGETS, __version__
+from .. import BANDS, TARGETS, __version__, quantities
 from ..features import FEATURE_SETS, MinMaxScaling, band_features, feature_names, log_surface_brightness
 from ..estimators._base import jsonable
 from ..io.safe import atomic_dir, atomic_path
@@ -47,7 +47,7 @@ __all__ = ["SCHEMA_VERSION", "TARGET_UNITS", "BundleError", "ModelBundle", "file
 SCHEMA_VERSION = 1
 
 #: Physical unit of each target (the models predict log10 of it).  Metallicity is absolute Z.
-TARGET_UNITS = {"mass": "Msun/pc2", "metallicity": "", "age": "Gyr"}
+TARGET_UNITS = {t: quantities.TARGET_UNITS[t] for t in quantities.TARGETS}
 
 #: Files that could run code when loaded by the wrong reader; refused unless listed and hashed
 #: (and pickle-like ones always).

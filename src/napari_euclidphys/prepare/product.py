@@ -17,7 +17,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from .. import BANDS
+from .. import BANDS, quantities
 from ..io.safe import atomic_path
 from .grid import physical_header_cards
 
@@ -26,7 +26,7 @@ __all__ = ["PreparedObservation", "write_prepared", "read_prepared", "is_prepare
 
 #: Flag bit of the prepared product: some band has no usable data here (MER FLAG ≠ 0, non-finite,
 #: outside the footprint, or reached by a flagged pixel through the PSF-matching kernel).
-PREP_FLAG_BAD = np.uint8(1)
+PREP_FLAG_BAD = np.uint8(quantities.PREP_FLAG_BAD)
 #: Value of the PRODUCT keyword that marks a prepared observation.
 PRODUCT_KIND = "EUCLIDPHYS-PREPARED"
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import quantities
+
 __all__ = ["running_percentiles", "pred_vs_true_figure", "galaxy_maps_figure", "sigma_z_figure",
            "importance_figure", "lofo_figure", "calibration_figure", "TARGET_LABELS"]
 
 TARGET_LABELS = {"mass": r"log $\Sigma_\star$ [M$_\odot$ pc$^{-2}$]", "metallicity": r"log $Z_\star$",
                  "age": r"log $t_\star$ [Gyr]"}
-MODEL_LABELS = {"lr": "LR", "rf": "RF", "dnn": "DNN"}
+MODEL_LABELS = quantities.MODEL_LABELS
 OUTLIER_DEX = 0.3
 
 

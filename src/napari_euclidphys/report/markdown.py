@@ -7,12 +7,14 @@ import io
 
 import numpy as np
 
+from .. import quantities
+
 __all__ = ["metrics_markdown", "grid_markdown", "rows_to_csv", "table_markdown", "FEATURE_LABELS"]
 
 FEATURE_LABELS = {"h": "H_E", "bands": "4 bands", "colours": "4 bands + 6 colours",
                   "colours2": "4 bands + 6 colours + 6 squared", "VIS,H": "I_E, H_E"}
-TARGET_LABELS = {"mass": "Σ⋆", "metallicity": "Z⋆", "age": "t⋆"}
-MODEL_LABELS = {"lr": "LR", "rf": "RF", "dnn": "DNN"}
+TARGET_LABELS = {t: quantities.TARGET_SYMBOLS[t] for t in quantities.TARGETS}
+MODEL_LABELS = quantities.MODEL_LABELS
 _TARGET_ORDER = {"mass": 0, "metallicity": 1, "age": 2}
 _FEATURE_ORDER = {"h": 0, "bands": 1, "colours": 2, "colours2": 3, "VIS,H": -1}
 
