@@ -158,6 +158,98 @@ def gallery(out_dir: Path, params, npix, seed, n_show=3):
     plt.close(fig)
 
 
+# --- ingredient statistics (generator version 2) -------------------------------------------------
+
+def variance_shares(log_z, groups) -> float:
+    """Between-galaxy share of the variance of ``log_z``: Σ_g n_g (mean_g − mean)² / Σ (x − mean)²."""
+    log_z = np.asarray(log_z, float)
+    _, inv, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    means = np.bincount(inv, log_z) / counts
+    return float(np.sum(counts * (means - log_z.mean()) ** 2) / np.sum((log_z - log_z.mean()) ** 2))
+
+
+def grouped_r2(X, y, groups, n_folds=5, model="lr"):
+    """Pooled out-of-fold R² of LR (or a small RF) with galaxy-grouped folds."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import LinearRegression
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import GroupKFold
+
+    pred = np.empty_like(y, dtype=float)
+    for train, test in GroupKFold(n_splits=n_folds).split(X, y, groups):
+        est = (LinearRegression() if model == "lr" else
+               RandomForestRegressor(n_estimators=30, min_samples_leaf=5, max_samples=min(30_000, len(train)),
+                                     n_jobs=-1, random_state=0))
+        pred[test] = est.fit(X[train], y[train]).predict(X[test])
+    return float(r2_score(y, pred))
+
+
+def atlas_statistics(atlas_dir, clip_h=H_CLIP) -> dict:
+    """Statistics of a built atlas (projection O5): target ranges above the clip, the between-galaxy
+    share of log Z⋆ variance, H-only R², and the integrated I_E attenuation against inclination."""
+    from napari_euclidphys.io.atlas import open_atlas
+    from napari_euclidphys.progress import exhaust
+    from napari_euclidphys.training import assemble_pixels
+
+    px = exhaust(assemble_pixels(atlas_dir, projections=("O5",), clip_h=clip_h))
+    log_s, log_z, log_t = (px.target(t) for t in ("mass", "metallicity", "age"))
+    h = px.log_bands[:, 3:4].astype(float)
+    stats = {
+        "n_pixels": len(px), "n_galaxies": int(px.galaxy_ids.size),
+        "log_sigma_p": np.percentile(log_s, [0.5, 50, 99.5]).round(2).tolist(), "log_sigma_min": float(log_s.min()),
+        "log_z_std": float(log_z.std()), "log_t_std": float(log_t.std()), "log_sigma_std": float(log_s.std()),
+        "z_between_share": variance_shares(log_z, px.galaxy),
+        "t_between_share": variance_shares(log_t, px.galaxy),
+        "corr_logsigma_logz": float(np.corrcoef(log_s, log_z)[0, 1]),
+        "corr_logh_logz": float(np.corrcoef(h[:, 0], log_z)[0, 1]),
+        "r2_h_only_lr": {t: grouped_r2(h, px.target(t).astype(float), px.galaxy) for t in ("mass", "metallicity", "age")},
+    }
+    atlas = open_atlas(atlas_dir)
+    cat = atlas.catalogue
+    rows = []
+    for gid, sf, incl in zip(cat["subhalo_id"], cat["star_forming"], cat["incl_O5"]):
+        dusty = atlas.load_bands(int(gid), "O5").sum(axis=(1, 2), dtype=float)
+        clean = atlas.load_bands(int(gid), "O5", dust=False).sum(axis=(1, 2), dtype=float)
+        rows.append((int(sf), float(incl), *(-2.5 * np.log10(dusty / clean))))
+    att = np.array(rows)
+    stats["attenuation"] = att.tolist()  # (star_forming, inclination [deg], A_IE, A_YE, A_JE, A_HE) [mag]
+    return stats
+
+
+def ingredient_effects(n_galaxies=20, npix=200, seed=0, params=None) -> dict:
+    """What the new ingredients do, measured by switching each off on the same galaxies (in memory):
+    nebular light above the clip, the burst indicator log SFR(10 Myr)/SFR(100 Myr), face-on A_IE."""
+    import dataclasses
+
+    from napari_euclidphys.synth.galaxy import SynthParams, make_particles, sample_population
+    from napari_euclidphys.synth.render import particle_luminosities, projection_rotation, render
+
+    params = params or SynthParams()
+    smooth = dataclasses.replace(params, burst_sigma_dex=0.0, burst_local_sigma_dex=0.0, burst_lull_probability=0.0)
+    neb_dex, eta, eta_smooth, a_face = [], [], [], []
+    for spec in [s for s in sample_population(n_galaxies, seed, params) if s.star_forming]:
+        p = make_particles(spec, params)
+        rot = projection_rotation(spec, "O5")
+        with_neb = render(p, rot, npix=npix, params=params, luminosities=particle_luminosities(p, 1.0))
+        without = render(p, rot, npix=npix, params=params, luminosities=particle_luminosities(p, 0.0))
+        keep = with_neb["bands"][3] > H_CLIP
+        neb_dex.append(np.log10(with_neb["bands"][:, keep] / without["bands"][:, keep]).T)
+        for parts, out in ((p, eta), (make_particles(spec, smooth), eta_smooth)):
+            young10 = np.sum(parts.age_gyr < 0.01) / 0.01
+            young100 = np.sum(parts.age_gyr < 0.1) / 0.1
+            out.append(np.log10(max(young10, 0.5 / 0.01) / max(young100, 0.5 / 0.1)))
+        face = render(p, projection_rotation(spec, "face-on"), npix=npix, params=params)
+        a_face.append(-2.5 * np.log10(face["bands"][0].sum(dtype=float) / face["bands_nodust"][0].sum(dtype=float)))
+    neb = np.concatenate(neb_dex)
+    return {
+        "nebular_dex_median": np.median(neb, axis=0).round(4).tolist(),
+        "nebular_dex_p99": np.percentile(neb, 99, axis=0).round(3).tolist(),
+        "nebular_frac_pixels_gt_0.05dex": (neb > 0.05).mean(axis=0).round(4).tolist(),
+        "eta_std_bursty": float(np.std(eta)), "eta_std_smooth": float(np.std(eta_smooth)),
+        "a_ie_face_on": np.percentile(a_face, [16, 50, 84]).round(3).tolist(), "n_sf": len(a_face),
+    }
+
+
 def main(argv=None) -> int:
     from napari_euclidphys.synth.galaxy import SynthParams
 
@@ -169,11 +261,22 @@ def main(argv=None) -> int:
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "images")
     parser.add_argument("--no-figures", action="store_true")
     parser.add_argument("--params-json", default=None, help="JSON object of SynthParams overrides")
+    parser.add_argument("--atlas", action="append", default=[],
+                        help="built atlas folder(s): print its statistics (ranges, Z⋆ variance shares, "
+                             "H-only R², attenuation vs inclination) as JSON; repeatable")
+    parser.add_argument("--ingredients", action="store_true",
+                        help="measure what nebular light, bursts and dust do (switching them off) and print JSON")
     args = parser.parse_args(argv)
     overrides = json.loads(args.params_json) if args.params_json else {}
     if args.n_particles:
         overrides["n_particles"] = args.n_particles
     params = SynthParams.from_dict({**SynthParams().to_dict(), **overrides})
+    for folder in args.atlas:
+        print(json.dumps({"atlas": str(folder), **atlas_statistics(folder)}))
+    if args.ingredients:
+        print(json.dumps({"ingredients": ingredient_effects(min(args.n_galaxies, 30), 200, args.seed, params)}))
+    if args.atlas or args.ingredients:
+        return 0
     table = collect(args.n_galaxies, args.npix, args.seed, params)
     print(f"{len(table)} pixels above I_H > {H_CLIP} MJy/sr from {args.n_galaxies} galaxies (O5, npix {args.npix})")
     print("| quantity | synthetic 0.5–99.5 % | synthetic min–max | paper 99 % | paper range |")
