@@ -54,3 +54,15 @@ def test_rejects_bad_input(small_grid):
         fit_pixels(np.array([[1.0, 1.0, 0.0, 1.0]]), small_grid)
     with pytest.raises(ValueError, match="mode"):
         fit_pixels(np.ones((1, 4)), small_grid, mode="mean")
+
+
+def test_linear_age_prior_weights_old_ages_more(small_grid):
+    from napari_euclidphys.sedfit import age_prior_weights
+
+    w_lin, w_grid = age_prior_weights(small_grid, "linear"), age_prior_weights(small_grid, "grid")
+    assert w_lin.sum() == pytest.approx(1.0) and w_grid.sum() == pytest.approx(1.0)
+    old, young = small_grid.age_gyr == small_grid.age_gyr.max(), small_grid.age_gyr == small_grid.age_gyr.min()
+    assert w_lin[old].sum() > 10 * w_lin[young].sum()
+    np.testing.assert_allclose(w_grid[old].sum(), w_grid[young].sum())
+    with pytest.raises(ValueError, match="prior"):
+        age_prior_weights(small_grid, "flat")

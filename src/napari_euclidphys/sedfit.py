@@ -18,6 +18,8 @@ generator's truth in disguise):
 * dust: a foreground screen with the Calzetti et al. (2000) law (``extinction.calzetti00``,
   R_V = 4.05) at the band pivots; no birth clouds, no geometry, no inclination;
 * current mass: Leitner & Kravtsov (2011) surviving fraction, as the atlas' maps count;
+* priors (marginal mode): uniform in the SFH start age (Bagpipes' default), flat in log τ, log Z,
+  A_V and log amplitude;
 * σ_band = ``sigma_frac`` × flux in every band (default 5 %: the usual calibration/model floor;
   the synthetic atlas has no noise model of its own).
 
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TemplateGrid", "build_template_grid", "fit_pixels", "calzetti_band_attenuation"]
+__all__ = ["TemplateGrid", "build_template_grid", "fit_pixels", "calzetti_band_attenuation", "age_prior_weights"]
 
 _AGES_GYR = np.geomspace(0.03, 13.5, 16)
 _TAUS_GYR = np.array([0.1, 0.3, 1.0, 3.0, 10.0, 100.0])
@@ -105,8 +107,24 @@ def build_template_grid(ages_gyr=_AGES_GYR, taus_gyr=_TAUS_GYR, log_z=_LOG_Z, a_
                         a_v=np.tile(np.asarray(a_v, float), len(rows)), age_gyr=rep(3), tau_gyr=rep(4))
 
 
+def age_prior_weights(grid: TemplateGrid, prior: str = "linear") -> np.ndarray:
+    """Prior weight of every template (M,), normalised: ``"linear"`` = uniform in the SFH start age
+    (Bagpipes' default; each grid age weighted by its linear width), ``"grid"`` = flat on the grid
+    points (log-uniform for the default geometric age grid).  τ, log Z and A_V are flat on their grids."""
+    if prior not in ("linear", "grid"):
+        raise ValueError(f"prior must be 'linear' or 'grid', got {prior!r}")
+    if prior == "grid":
+        w = np.ones(len(grid))
+    else:
+        ages = np.unique(grid.age_gyr)
+        edges = np.concatenate([[ages[0]], 0.5 * (ages[1:] + ages[:-1]), [ages[-1]]])
+        width = dict(zip(ages, np.diff(edges)))
+        w = np.array([width[a] for a in grid.age_gyr])
+    return w / w.sum()
+
+
 def fit_pixels(bands, grid: TemplateGrid, *, sigma_frac: float = 0.05, mode: str = "marginal",
-               chunk: int = 2048) -> dict:
+               prior: str = "linear", chunk: int = 2048) -> dict:
     """Fit every pixel's four bands.
 
     Parameters
@@ -115,7 +133,8 @@ def fit_pixels(bands, grid: TemplateGrid, *, sigma_frac: float = 0.05, mode: str
     grid : the templates (:func:`build_template_grid`).
     sigma_frac : band σ as a fraction of the flux.
     mode : ``"best"`` (minimum χ²) or ``"marginal"`` (posterior means of log Σ⋆, log Z⋆, log t⋆
-        with weights exp(−χ²/2), flat priors on the grid and on log amplitude).
+        with weights prior × exp(−χ²/2), flat prior on log amplitude).
+    prior : template prior of the marginal mode (:func:`age_prior_weights`).
 
     Returns
     -------
@@ -130,6 +149,7 @@ def fit_pixels(bands, grid: TemplateGrid, *, sigma_frac: float = 0.05, mode: str
     if not np.all(f > 0):
         raise ValueError("every band value must be > 0 (mask the pixels first)")
     t = grid.sb.astype(np.float64)
+    log_prior = np.log(age_prior_weights(grid, prior))
     out = {k: np.empty(f.shape[0]) for k in ("log_mass", "log_z", "log_age", "chi2_min")}
     for lo in range(0, f.shape[0], chunk):
         fc = f[lo:lo + chunk]
@@ -150,7 +170,7 @@ def fit_pixels(bands, grid: TemplateGrid, *, sigma_frac: float = 0.05, mode: str
         else:
             # flat prior on ln amplitude s: ∫ e^(−χ²(s)/2) ds/s ≈ e^(−χ²_min/2) √(2π/ttw) / ŝ, and
             # ttw ŝ² ≈ Σ f²/σ² is the same for every template of a pixel: the weight is e^(−χ²/2).
-            logp = -0.5 * (chi2 - chi2.min(axis=1, keepdims=True))
+            logp = -0.5 * (chi2 - chi2.min(axis=1, keepdims=True)) + log_prior
             p = np.exp(logp)
             p /= p.sum(axis=1, keepdims=True)
             out["log_mass"][lo:lo + chunk] = (p * log_mass).sum(axis=1)

@@ -90,12 +90,12 @@ class SynthParams:
     #: the SFR in lookback-time bins over the last ``burst_window_gyr``, galaxy-wide and local
     #: (correlated over ``burst_scale_kpc``), correlated in time over ``burst_timescale_myr``; a
     #: galaxy-wide bin is a lull (SFR × 0.1) with probability ``burst_lull_probability``.
-    burst_sigma_dex: float = 0.3
+    burst_sigma_dex: float = 0.15
     burst_local_sigma_dex: float = 0.3
     burst_timescale_myr: float = 170.0
     burst_window_gyr: float = 1.0
     burst_scale_kpc: float = 1.0
-    burst_lull_probability: float = 0.1
+    burst_lull_probability: float = 0.02
     #: Clumpy diffuse dust: log-normal modulation of the dust density in the disc plane [dex],
     #: correlation length [kpc] (mean dust mass unchanged).
     dust_clump_sigma_dex: float = 0.25
