@@ -32,13 +32,13 @@ def test_recovers_a_template_it_contains(small_grid, mode):
     g = small_grid
     idx = np.array([5, 40, 77, 130, 160])
     sigma = np.array([3.0, 50.0, 300.0, 1000.0, 20.0])  # M⊙/pc²
-    fit = fit_pixels(g.sb[idx] * sigma[:, None], g, mode=mode)
+    fit = fit_pixels(g.sb[idx] * sigma[:, None], g, mode=mode, prior="grid")
     np.testing.assert_allclose(fit["chi2_min"], 0.0, atol=1e-9)
     if mode == "best":
         np.testing.assert_allclose(fit["log_mass"], np.log10(sigma), atol=1e-9)
         np.testing.assert_allclose(fit["log_z"], g.log_z[idx])
         np.testing.assert_allclose(fit["log_age"], g.log_age[idx])
-    else:  # degenerate neighbours share the weight; the mass stays within 0.3 dex
+    else:  # flat prior: degenerate neighbours share the weight; the mass stays within 0.3 dex
         np.testing.assert_allclose(fit["log_mass"], np.log10(sigma), atol=0.3)
 
 
