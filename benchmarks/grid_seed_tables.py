@@ -82,6 +82,9 @@ def main(argv=None) -> int:
     ratio = [1 - d["m"][("rf", "bands", "mass")][1] / d["m"][("colour-m/l", "VIS,H", "mass")][1] for d in data]
     print(f"- RF Σ⋆ RMSE below colour–M/L by {[f'{100 * x:.1f} %' for x in ratio]} (target ≥ 20 %) → "
           f"{'holds' if min(ratio) >= 0.2 else 'does not hold'}")
+    for k in ("rf", "dnn"):
+        ratio = [1 - d["m"][(k, "colours", "mass")][1] / d["m"][("colour-m/l", "VIS,H", "mass")][1] for d in data]
+        print(f"- {k.upper()} + colours Σ⋆ RMSE below colour–M/L by {[f'{100 * x:.1f} %' for x in ratio]}")
     return 0
 
 
