@@ -142,3 +142,26 @@ def test_synthetic_galaxy_for_the_sample_data():
     assert (g["bands"][3] > 0.55).sum() > 20  # a visible galaxy above the paper's H clip
     again = synthetic_galaxy(npix=48, seed=0)
     np.testing.assert_array_equal(g["bands"], again["bands"])
+
+
+def test_sample_galaxy_is_the_representative_member_of_its_population():
+    from napari_euclidphys.synth.atlas import SAMPLE_POPULATION_SIZE, representative_member
+    from napari_euclidphys.synth.galaxy import mass_metallicity_relation, sample_population
+
+    specs = sample_population(SAMPLE_POPULATION_SIZE, seed=0)
+    chosen = representative_member(specs, star_forming=True)
+    m = np.array([s.log_mstar for s in specs])
+    dz = np.array([s.log_z_offset for s in specs]) - mass_metallicity_relation(m)
+    # near the middle of the population in both quantities, not at the atlas' mass floor
+    assert 0.3 <= np.mean(m < chosen.log_mstar) <= 0.7
+    c_dz = chosen.log_z_offset - mass_metallicity_relation(chosen.log_mstar)
+    assert 0.3 <= np.mean(dz < c_dz) <= 0.7
+    assert chosen.star_forming
+    g = synthetic_galaxy(npix=32, seed=0, params=SynthParams(n_particles=5000))
+    assert g["galaxy"]["subhalo_id"] == chosen.galaxy_id
+    # a hand-made population: the member at the medians wins
+    import dataclasses
+    base = specs[0]
+    toy = [dataclasses.replace(base, galaxy_id=i, log_mstar=lm, log_z_offset=float(mass_metallicity_relation(lm)) + o)
+           for i, (lm, o) in enumerate([(9.9, -0.2), (10.4, 0.0), (11.5, 0.2), (10.5, 0.01), (10.0, -0.1)])]
+    assert representative_member(toy, star_forming=None).galaxy_id == 1

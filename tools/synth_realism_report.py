@@ -38,7 +38,7 @@ def collect(n_galaxies, npix, seed, params, projection="O5", max_pixels_per_gala
     for gi, spec in enumerate(sample_population(n_galaxies, seed, params)):
         p = make_particles(spec, params)
         out = render(p, projection_rotation(spec, projection), npix=npix, params=params,
-                     luminosities=particle_luminosities(p))
+                     luminosities=particle_luminosities(p, params.nebular_scale))
         bands, maps = out["bands"], out["maps"]
         keep = (bands[3] > H_CLIP) & (maps["mass"] > 0)
         idx = np.flatnonzero(keep.ravel())
@@ -135,7 +135,7 @@ def gallery(out_dir: Path, params, npix, seed, n_show=3):
                              constrained_layout=True)
     for gi, spec in enumerate(chosen):
         p = make_particles(spec, params)
-        lum = particle_luminosities(p)
+        lum = particle_luminosities(p, params.nebular_scale)
         for vi, view in enumerate(("face-on", "edge-on")):
             out = render(p, projection_rotation(spec, view), npix=npix, params=params, luminosities=lum)
             row = axes[2 * gi + vi]
@@ -158,6 +158,168 @@ def gallery(out_dir: Path, params, npix, seed, n_show=3):
     plt.close(fig)
 
 
+# --- ingredient statistics (generator version 2) -------------------------------------------------
+
+def variance_shares(log_z, groups) -> float:
+    """Between-galaxy share of the variance of ``log_z``: Σ_g n_g (mean_g − mean)² / Σ (x − mean)²."""
+    log_z = np.asarray(log_z, float)
+    _, inv, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    means = np.bincount(inv, log_z) / counts
+    return float(np.sum(counts * (means - log_z.mean()) ** 2) / np.sum((log_z - log_z.mean()) ** 2))
+
+
+def grouped_r2(X, y, groups, n_folds=5, model="lr"):
+    """Pooled out-of-fold R² of LR (or a small RF) with galaxy-grouped folds."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import LinearRegression
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import GroupKFold
+
+    pred = np.empty_like(y, dtype=float)
+    for train, test in GroupKFold(n_splits=n_folds).split(X, y, groups):
+        est = (LinearRegression() if model == "lr" else
+               RandomForestRegressor(n_estimators=30, min_samples_leaf=5, max_samples=min(30_000, len(train)),
+                                     n_jobs=-1, random_state=0))
+        pred[test] = est.fit(X[train], y[train]).predict(X[test])
+    return float(r2_score(y, pred))
+
+
+def metallicity_decomposition(px, cat) -> dict:
+    """Where the log Z⋆ variance of the clipped pixels comes from: shares of var(log Z⋆) carried by
+    the galaxy's MZR(M⋆) term, its hidden offset (catalogue log_z_offset − MZR − 0.1 for quiescent)
+    and the quiescent +0.1 dex; within-galaxy std of log Z⋆ and its slope and correlation with log Σ⋆."""
+    from napari_euclidphys.synth.galaxy import mass_metallicity_relation
+
+    ids = np.asarray(cat["subhalo_id"])
+    m, off, sf = (np.asarray(cat[c], float) for c in ("log_mstar", "log_z_offset", "star_forming"))
+    g = np.searchsorted(ids, px.galaxy)
+    z, lsig = px.target("metallicity").astype(float), px.target("mass").astype(float)
+    mzr = mass_metallicity_relation(m)
+    _, inv = np.unique(px.galaxy, return_inverse=True)
+    n = np.bincount(inv)
+    dz = z - (np.bincount(inv, z) / n)[inv]
+    ds = lsig - (np.bincount(inv, lsig) / n)[inv]
+    return {"z_share_mzr": float(mzr[g].var() / z.var()),
+            "z_share_hidden_offset": float((off - mzr - 0.1 * (1 - sf))[g].var() / z.var()),
+            "z_share_quiescent": float((0.1 * (1 - sf))[g].var() / z.var()),
+            "z_within_std": float(dz.std()), "z_within_slope": float((dz * ds).sum() / (ds * ds).sum()),
+            "z_within_corr": float(np.corrcoef(dz, ds)[0, 1])}
+
+
+def atlas_statistics(atlas_dir, clip_h=H_CLIP) -> dict:
+    """Statistics of a built atlas (projection O5): target ranges above the clip, the between-galaxy
+    share of log Z⋆ variance, H-only R², and the integrated I_E attenuation against inclination."""
+    from napari_euclidphys.io.atlas import open_atlas
+    from napari_euclidphys.progress import exhaust
+    from napari_euclidphys.training import assemble_pixels
+
+    px = exhaust(assemble_pixels(atlas_dir, projections=("O5",), clip_h=clip_h))
+    log_s, log_z, log_t = (px.target(t) for t in ("mass", "metallicity", "age"))
+    h = px.log_bands[:, 3:4].astype(float)
+    stats = {
+        "n_pixels": len(px), "n_galaxies": int(px.galaxy_ids.size),
+        "log_sigma_p": np.percentile(log_s, [0.5, 50, 99.5]).round(2).tolist(), "log_sigma_min": float(log_s.min()),
+        "log_z_std": float(log_z.std()), "log_t_std": float(log_t.std()), "log_sigma_std": float(log_s.std()),
+        "z_between_share": variance_shares(log_z, px.galaxy),
+        "t_between_share": variance_shares(log_t, px.galaxy),
+        "corr_logsigma_logz": float(np.corrcoef(log_s, log_z)[0, 1]),
+        "corr_logh_logz": float(np.corrcoef(h[:, 0], log_z)[0, 1]),
+        "r2_h_only_lr": {t: grouped_r2(h, px.target(t).astype(float), px.galaxy) for t in ("mass", "metallicity", "age")},
+    }
+    atlas = open_atlas(atlas_dir)
+    cat = atlas.catalogue
+    stats.update(metallicity_decomposition(px, cat))
+    rows = []
+    for gid, sf, incl in zip(cat["subhalo_id"], cat["star_forming"], cat["incl_O5"]):
+        dusty = atlas.load_bands(int(gid), "O5").sum(axis=(1, 2), dtype=float)
+        clean = atlas.load_bands(int(gid), "O5", dust=False).sum(axis=(1, 2), dtype=float)
+        rows.append((int(sf), float(incl), *(-2.5 * np.log10(dusty / clean))))
+    att = np.array(rows)
+    stats["attenuation"] = att.tolist()  # (star_forming, inclination [deg], A_IE, A_YE, A_JE, A_HE) [mag]
+    return stats
+
+
+def ingredient_effects(n_galaxies=20, npix=200, seed=0, params=None) -> dict:
+    """What the new ingredients do, measured by switching each off on the same galaxies (in memory):
+    nebular light above the clip, the burst indicator log SFR(10 Myr)/SFR(100 Myr), face-on A_IE."""
+    import dataclasses
+
+    from napari_euclidphys.synth.galaxy import SynthParams, make_particles, sample_population
+    from napari_euclidphys.synth.render import particle_luminosities, projection_rotation, render
+
+    params = params or SynthParams()
+    smooth = dataclasses.replace(params, burst_sigma_dex=0.0, burst_local_sigma_dex=0.0, burst_lull_probability=0.0)
+    neb_dex, eta, eta_smooth, a_face = [], [], [], []
+    for spec in [s for s in sample_population(n_galaxies, seed, params) if s.star_forming]:
+        p = make_particles(spec, params)
+        rot = projection_rotation(spec, "O5")
+        with_neb = render(p, rot, npix=npix, params=params, luminosities=particle_luminosities(p, 1.0))
+        without = render(p, rot, npix=npix, params=params, luminosities=particle_luminosities(p, 0.0))
+        keep = with_neb["bands"][3] > H_CLIP
+        neb_dex.append(np.log10(with_neb["bands"][:, keep] / without["bands"][:, keep]).T)
+        for parts, out in ((p, eta), (make_particles(spec, smooth), eta_smooth)):
+            young10 = np.sum(parts.age_gyr < 0.01) / 0.01
+            young100 = np.sum(parts.age_gyr < 0.1) / 0.1
+            out.append(np.log10(max(young10, 0.5 / 0.01) / max(young100, 0.5 / 0.1)))
+        face = render(p, projection_rotation(spec, "face-on"), npix=npix, params=params)
+        a_face.append(-2.5 * np.log10(face["bands"][0].sum(dtype=float) / face["bands_nodust"][0].sum(dtype=float)))
+    neb = np.concatenate(neb_dex)
+    ingredient_effects.arrays = {"neb": neb, "eta": np.array(eta), "eta_smooth": np.array(eta_smooth),
+                                 "a_face": np.array(a_face)}
+    return {
+        "nebular_dex_median": np.median(neb, axis=0).round(4).tolist(),
+        "nebular_dex_p99": np.percentile(neb, 99, axis=0).round(3).tolist(),
+        "nebular_frac_pixels_gt_0.05dex": (neb > 0.05).mean(axis=0).round(4).tolist(),
+        "eta_std_bursty": float(np.std(eta)), "eta_std_smooth": float(np.std(eta_smooth)),
+        "a_ie_face_on": np.percentile(a_face, [16, 50, 84]).round(3).tolist(), "n_sf": len(a_face),
+    }
+
+
+def ingredient_figure(arrays: dict, atlas_stats: list, out_dir: Path) -> Path:
+    """synth_ingredients.png: nebular light above the clip, burst indicator, A_IE vs inclination."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from napari_euclidphys import BANDS
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
+    ax = axes[0]
+    bins = np.linspace(0, 0.3, 61)
+    for b, band in enumerate(BANDS):
+        ax.hist(arrays["neb"][:, b], bins=bins, histtype="step", label=band, lw=1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$\Delta\log I$ from nebular emission [dex]")
+    ax.set_ylabel(f"pixels with I_H > {H_CLIP} MJy/sr")
+    ax.legend(fontsize=8)
+    ax.set_title("Light without mass: nebular continuum + H lines")
+    ax = axes[1]
+    bins = np.linspace(-1.5, 1.0, 26)
+    ax.hist(arrays["eta_smooth"], bins=bins, alpha=0.6, label="smooth delayed-τ (v1)")
+    ax.hist(arrays["eta"], bins=bins, alpha=0.6, label="bursty (v2)")
+    ax.set_xlabel(r"burst indicator $\log\,$SFR$_{10}$/SFR$_{100}$")
+    ax.set_ylabel("star-forming galaxies")
+    ax.legend(fontsize=8)
+    ax.set_title("Bursty star formation")
+    ax = axes[2]
+    for k, st in enumerate(atlas_stats):
+        att = np.array(st["attenuation"])
+        sf = att[:, 0] == 1
+        ax.scatter(att[sf, 1], att[sf, 2], s=12, label=f"SF, {Path(st['atlas']).name}", color=f"C{k}")
+        ax.scatter(att[~sf, 1], att[~sf, 2], s=12, marker="x", color=f"C{k}", label="quiescent" if k == 0 else None)
+    ax.axhspan(*np.percentile(arrays["a_face"], [16, 84]), color="0.8", alpha=0.6, label="face-on 16–84 %")
+    ax.set_xlabel("inclination (O5) [deg]")
+    ax.set_ylabel(r"integrated $A_{I_E}$ [mag]")
+    ax.legend(fontsize=7)
+    ax.set_title("Attenuation grows with inclination")
+    fig.suptitle("Generator version 2 ingredients (synthetic, not TNG50)", fontsize=10)
+    path = out_dir / "synth_ingredients.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None) -> int:
     from napari_euclidphys.synth.galaxy import SynthParams
 
@@ -169,11 +331,27 @@ def main(argv=None) -> int:
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "images")
     parser.add_argument("--no-figures", action="store_true")
     parser.add_argument("--params-json", default=None, help="JSON object of SynthParams overrides")
+    parser.add_argument("--atlas", action="append", default=[],
+                        help="built atlas folder(s): print its statistics (ranges, Z⋆ variance shares, "
+                             "H-only R², attenuation vs inclination) as JSON; repeatable")
+    parser.add_argument("--ingredients", action="store_true",
+                        help="measure what nebular light, bursts and dust do (switching them off) and print JSON")
     args = parser.parse_args(argv)
     overrides = json.loads(args.params_json) if args.params_json else {}
     if args.n_particles:
         overrides["n_particles"] = args.n_particles
     params = SynthParams.from_dict({**SynthParams().to_dict(), **overrides})
+    atlas_stats = []
+    for folder in args.atlas:
+        atlas_stats.append({"atlas": str(folder), **atlas_statistics(folder)})
+        print(json.dumps(atlas_stats[-1]))
+    if args.ingredients:
+        print(json.dumps({"ingredients": ingredient_effects(min(args.n_galaxies, 30), 200, args.seed, params)}))
+        if not args.no_figures:
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+            print(f"figure: {ingredient_figure(ingredient_effects.arrays, atlas_stats, args.out_dir)}")
+    if args.atlas or args.ingredients:
+        return 0
     table = collect(args.n_galaxies, args.npix, args.seed, params)
     print(f"{len(table)} pixels above I_H > {H_CLIP} MJy/sr from {args.n_galaxies} galaxies (O5, npix {args.npix})")
     print("| quantity | synthetic 0.5–99.5 % | synthetic min–max | paper 99 % | paper range |")

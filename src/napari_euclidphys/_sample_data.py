@@ -1,7 +1,10 @@
 """napari sample data "Synthetic Euclid galaxy": four band images and the true property maps.
 
 The galaxy comes from the project's synthetic, SKIRT-like stand-in (``napari_euclidphys.synth``),
-made offline in a few seconds — it is NOT a TNG50 galaxy.  Band layers are surface brightness in
+made offline in a few seconds — it is NOT a TNG50 galaxy.  It is a *representative* member of the
+training population (``synth.atlas.representative_member``): of 200 galaxies drawn like an atlas,
+the star-forming one closest to the population median in log M⋆ and metallicity offset, so that
+models trained on a synthetic atlas see a typical galaxy (not the atlas' mass floor).  Band layers are surface brightness in
 MJy/sr (I_E, Y_E, J_E, H_E, with dust); truth layers are log10 Σ⋆ [M⊙/pc²], log10 Z⋆/Z⊙ and
 log10 t⋆ [Gyr] on the same 100 pc pixels, shown the right way up like files opened by the reader.
 """

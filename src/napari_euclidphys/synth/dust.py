@@ -10,7 +10,8 @@ of dust column (:data:`TAU_V_PER_MSUN_PC2`).
 
 The diffuse dust is an exponential disc ρ(R, z) = Σ_d(R, φ) / (2 h_z) exp(−|z| / h_z) with
 Σ_d = Σ_d0 exp(−R / h_R) (1 + A cos m(φ − φ_arm(R))) — thinner than the stars and, in spirals,
-concentrated in the arms.  :func:`dust_columns` evaluates ρ on a grid in the observer's frame
+concentrated in the arms — times a log-normal clumpy-ISM field (:class:`DustClumps`).
+:func:`dust_columns` evaluates ρ on a grid in the observer's frame
 (sky cells × slices along the line of sight), sums it from the observer's side and interpolates
 the column in front of every star: a star behind the disc midplane is dimmed more, and the path
 through the disc — hence the attenuation — grows with inclination.
@@ -28,6 +29,7 @@ __all__ = [
     "TAU_V_PER_MSUN_PC2",
     "band_tau_ratio",
     "DustDisc",
+    "DustClumps",
     "dust_columns",
 ]
 
@@ -48,6 +50,31 @@ def band_tau_ratio() -> np.ndarray:
     return (pivot_wavelengths_aa() / 5500.0) ** CF00_SLOPE
 
 
+@dataclass(frozen=True, eq=False)
+class DustClumps:
+    """Clumpy ISM: a log-normal modulation of the dust density in the disc plane.
+
+    ``grid`` a unit-variance Gaussian random field on a square grid of ``cell_kpc`` cells covering
+    ±``half_kpc`` (galaxy frame x, y); the density is multiplied by exp(s g − s²/2) with
+    s = ``sigma_dex`` ln 10, so the mean dust mass is unchanged and log Σ_d scatters by ``sigma_dex``.
+    """
+
+    grid: np.ndarray
+    cell_kpc: float
+    half_kpc: float
+    sigma_dex: float
+
+    def factor(self, x, y) -> np.ndarray:
+        """Density multiplier (mean 1) at galaxy-frame (x, y) [kpc]."""
+        from scipy.ndimage import map_coordinates
+
+        x, y = np.broadcast_arrays(np.asarray(x, np.float32), np.asarray(y, np.float32))
+        coords = [((y + self.half_kpc) / self.cell_kpc).ravel(), ((x + self.half_kpc) / self.cell_kpc).ravel()]
+        g = map_coordinates(self.grid.astype(np.float32), coords, order=1, mode="nearest").reshape(x.shape)
+        s = self.sigma_dex * np.log(10.0)
+        return np.exp(s * g - 0.5 * s * s).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class DustDisc:
     """The diffuse dust of one galaxy (galaxy frame: disc in the x–y plane, kpc).
@@ -64,6 +91,7 @@ class DustDisc:
     arm_amplitude: float = 0.0
     arm_pitch_deg: float = 20.0
     arm_phase: float = 0.0
+    clumps: DustClumps | None = None
 
     @property
     def mass_msun(self) -> float:
@@ -83,6 +111,8 @@ class DustDisc:
         if self.n_arms and self.arm_amplitude:
             rho *= 1.0 + self.arm_amplitude * np.cos(
                 self.n_arms * (np.arctan2(y, x) - arm_phase_angle(r, self.arm_pitch_deg, self.arm_phase)))
+        if self.clumps is not None:
+            rho = rho * self.clumps.factor(x, y)
         return rho
 
 

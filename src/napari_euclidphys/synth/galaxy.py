@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .dust import DustDisc, TAU_V_PER_MSUN_PC2
+from .dust import DustClumps, DustDisc, TAU_V_PER_MSUN_PC2
 
 __all__ = [
     "SynthParams",
@@ -38,6 +38,9 @@ __all__ = [
     "UNIVERSE_AGE_GYR",
     "Z_SUN",
     "mass_metallicity_relation",
+    "median_r_e_kpc",
+    "burst_bins_gyr",
+    "bursty_ages",
 ]
 
 #: Age of the Universe at z = 0 [Gyr] (TNG cosmology: Planck 2015).
@@ -75,9 +78,32 @@ class SynthParams:
     #: Dust disc scale height [kpc] and scale length relative to the stellar thin disc.
     dust_scale_height_kpc: float = 0.15
     dust_scale_length_ratio: float = 1.3
-    #: Extra V optical depth of birth clouds around stars younger than birth_cloud_age_myr.
+    #: Extra V optical depth of birth clouds around stars younger than birth_cloud_age_myr (mean),
+    #: and its cloud-to-cloud log-normal scatter [dex].
     birth_cloud_tau_v: float = 1.0
     birth_cloud_age_myr: float = 10.0
+    birth_cloud_sigma_dex: float = 0.3
+    #: Nebular emission of young (< 30 Myr) populations: 1 = PopStar nebular continuum + case-B
+    #: H lines, 0 = stellar light only (the generator-version-1 behaviour).
+    nebular_scale: float = 1.0
+    #: Bursty recent star formation (thin discs of star-forming galaxies): log-normal fluctuations of
+    #: the SFR in lookback-time bins over the last ``burst_window_gyr``, galaxy-wide and local
+    #: (correlated over ``burst_scale_kpc``), correlated in time over ``burst_timescale_myr``; a
+    #: galaxy-wide bin is a lull (SFR × 0.1) with probability ``burst_lull_probability``.
+    burst_sigma_dex: float = 0.15
+    burst_local_sigma_dex: float = 0.3
+    burst_timescale_myr: float = 170.0
+    burst_window_gyr: float = 1.0
+    burst_scale_kpc: float = 1.0
+    burst_lull_probability: float = 0.02
+    #: Clumpy diffuse dust: log-normal modulation of the dust density in the disc plane [dex],
+    #: correlation length [kpc] (mean dust mass unchanged).
+    dust_clump_sigma_dex: float = 0.25
+    dust_clump_scale_kpc: float = 0.5
+    #: Weight of the population's mass–size relation in the Σ⋆ anchor of the local Σ⋆–Z relation:
+    #: 1 = Z follows Σ⋆ relative to Σ_e of a typical galaxy of that mass (compact galaxies are
+    #: metal-rich, Scott et al. 2017), 0 = relative to the galaxy's own Σ_e (version 1).
+    z_compactness_weight: float = 1.0
     #: Scale heights of the thin and thick stellar discs [kpc].
     thin_disc_height_kpc: float = 0.3
     thick_disc_height_kpc: float = 1.0
@@ -116,6 +142,15 @@ class SynthParams:
             (self.dust_scale_height_kpc > 0 and self.dust_scale_length_ratio > 0,
              "dust scales must be > 0"),
             (self.birth_cloud_age_myr >= 0, "birth_cloud_age_myr must be >= 0"),
+            (self.birth_cloud_sigma_dex >= 0, "birth_cloud_sigma_dex must be >= 0"),
+            (0 <= self.nebular_scale <= 10, "nebular_scale must be in [0, 10]"),
+            (min(self.burst_sigma_dex, self.burst_local_sigma_dex) >= 0, "burst scatter must be >= 0 dex"),
+            (self.burst_timescale_myr > 0 and self.burst_scale_kpc > 0, "burst time and length scales must be > 0"),
+            (0.02 <= self.burst_window_gyr <= 5.0, "burst_window_gyr must be in [0.02, 5]"),
+            (0 <= self.burst_lull_probability <= 1, "burst_lull_probability must be in [0, 1]"),
+            (self.dust_clump_sigma_dex >= 0 and self.dust_clump_scale_kpc > 0,
+             "dust_clump_sigma_dex must be >= 0 and dust_clump_scale_kpc > 0"),
+            (0 <= self.z_compactness_weight <= 1, "z_compactness_weight must be in [0, 1]"),
             (self.thin_disc_height_kpc > 0 and self.thick_disc_height_kpc > 0, "disc heights must be > 0"),
             (0 <= self.spiral_fraction <= 1 and 0 <= self.bar_fraction <= 1,
              "spiral_fraction and bar_fraction must be in [0, 1]"),
@@ -190,6 +225,61 @@ def mass_metallicity_relation(log_mstar) -> np.ndarray:
     pts_m = [9.0, 9.5, 10.0, 10.5, 11.0, 12.0]
     pts_z = [-0.65, -0.45, -0.15, 0.12, 0.2, 0.25]
     return np.interp(log_mstar, pts_m, pts_z)
+
+
+def median_r_e_kpc(spec: "GalaxySpec") -> float:
+    """R_e [kpc] of the mass–size relation (no scatter) for the galaxy's mass and type."""
+    if spec.star_forming:
+        return float(3.5 * 10 ** (0.2 * (spec.log_mstar - 10.5)))
+    slope = 0.25 if spec.log_mstar < 10.5 else 0.7
+    return float(2.0 * 10 ** (slope * (spec.log_mstar - 10.5)))
+
+
+def burst_bins_gyr(window_gyr: float) -> np.ndarray:
+    """Edges [Gyr] of the lookback-time bins of the bursty SFH: 0, 10 Myr, then log-spaced ×≈1.9."""
+    n = max(1, int(np.ceil(np.log(window_gyr / 0.01) / np.log(1.9))))
+    return np.concatenate([[0.0], np.geomspace(0.01, window_gyr, n + 1)]) if window_gyr > 0.01 else np.array(
+        [0.0, window_gyr])
+
+
+def bursty_ages(rng, age_gyr, x_kpc, y_kpc, params: "SynthParams") -> np.ndarray:
+    """Redraw the ages [Gyr] of stars younger than ``burst_window_gyr`` from a bursty local SFH.
+
+    The window is split into bins (:func:`burst_bins_gyr`); at position (x, y) [kpc] bin k gets
+    SFR ∝ 10^(g_k + l_k(x, y)) (flat SFH times log-normal fluctuations): g_k galaxy-wide
+    (``burst_sigma_dex``; a lull of −1 dex with ``burst_lull_probability``), l_k a Gaussian
+    random field (``burst_local_sigma_dex``, correlation length ``burst_scale_kpc``); both are
+    correlated between bins as exp(−|Δt| / ``burst_timescale_myr``) (Caplar & Tacchella 2019).
+    Which stars are young changes; how much mass formed in the window at each place does not.
+    """
+    age = np.array(age_gyr, float)
+    sel = np.flatnonzero(age < params.burst_window_gyr)
+    if sel.size == 0 or (params.burst_sigma_dex == 0 and params.burst_local_sigma_dex == 0
+                         and params.burst_lull_probability == 0):
+        return age
+    edges = burst_bins_gyr(params.burst_window_gyr)
+    lo, hi = np.maximum(edges[:-1], _MIN_AGE_GYR), edges[1:]
+    mid = np.sqrt(lo * hi)
+    k = mid.size
+    cov = np.exp(-np.abs(mid[:, None] - mid[None, :]) * 1e3 / params.burst_timescale_myr)
+    chol = np.linalg.cholesky(cov + 1e-9 * np.eye(k))
+    g = params.burst_sigma_dex * (chol @ rng.normal(size=k))
+    g = g - (rng.random(k) < params.burst_lull_probability)  # lulls: SFR × 0.1
+    log_w = np.broadcast_to(g + np.log10(hi - lo), (sel.size, k)).copy()
+    if params.burst_local_sigma_dex > 0:
+        xs, ys = x_kpc[sel], y_kpc[sel]
+        half = float(np.clip(np.abs(np.concatenate([xs, ys])).max(), 1.0, 200.0))
+        local = np.empty((sel.size, k))
+        for j in range(k):
+            grid, cell = _random_field(rng, half, params.burst_scale_kpc)
+            local[:, j] = _sample_field(grid, cell, half, xs, ys)
+        log_w += params.burst_local_sigma_dex * local @ chol.T
+    w = 10.0 ** (log_w - log_w.max(axis=1, keepdims=True))
+    cdf = np.cumsum(w, axis=1)
+    u = rng.random(sel.size) * cdf[:, -1]
+    b = np.minimum((cdf < u[:, None]).sum(axis=1), k - 1)
+    age[sel] = lo[b] + rng.random(sel.size) * (hi[b] - lo[b])
+    return age
 
 
 def _quiescent_probability(log_mstar, offset):
@@ -376,6 +466,9 @@ def make_particles(spec: GalaxySpec, params: SynthParams | None = None, n_partic
     xyz[s, 0] = rad * np.cos(phi)
     xyz[s, 1] = rad * np.sin(phi)
     xyz[s, 2] = rng.laplace(0, h_z)
+    # Bursty recent star formation: ages within the burst window redrawn from a fluctuating SFH.
+    if spec.star_forming:
+        age[s] = bursty_ages(rng, age[s], xyz[s, 0], xyz[s, 1], params)
     # Clumps: half the stars younger than 100 Myr sit in compact (~100 pc) star-forming clumps.
     young = np.flatnonzero(age[s] < 0.1)
     if young.size > 10 and spec.star_forming:
@@ -421,6 +514,8 @@ def make_particles(spec: GalaxySpec, params: SynthParams | None = None, n_partic
     r_cyl = np.hypot(xyz[:, 0], xyz[:, 1])
     log_sigma = _log_surface_density(r_cyl, m_star / n)
     log_sigma_re = np.interp(spec.r_e_kpc, *_profile_points(r_cyl, m_star / n))
+    # Anchor of the local relation: Σ_e of a typical galaxy of this mass (same profile, median size).
+    log_sigma_re += params.z_compactness_weight * 2.0 * np.log10(spec.r_e_kpc / median_r_e_kpc(spec))
     log_zsun = (spec.log_z_offset + params.z_sigma_slope * (log_sigma - log_sigma_re)
                 - 0.1 * (age - 5.0) / 5.0
                 + params.z_hidden_local_dex * _sample_field(field_z, cell, half, xyz[:, 0], xyz[:, 1])
@@ -429,10 +524,15 @@ def make_particles(spec: GalaxySpec, params: SynthParams | None = None, n_partic
 
     # Dust disc following the gas disc (more extended and thinner than the stars), arms if any.
     sigma_d0 = spec.tau_v_center / TAU_V_PER_MSUN_PC2
+    clumps = None
+    if params.dust_clump_sigma_dex > 0 and sigma_d0 > 0:
+        half_d = 8.0 * params.dust_scale_length_ratio * r_d
+        grid, cell_d = _random_field(rng, half_d, params.dust_clump_scale_kpc)
+        clumps = DustClumps(grid=grid, cell_kpc=cell_d, half_kpc=half_d, sigma_dex=params.dust_clump_sigma_dex)
     dust = DustDisc(central_sigma_msun_pc2=sigma_d0, scale_length_kpc=params.dust_scale_length_ratio * r_d,
                     scale_height_kpc=params.dust_scale_height_kpc, n_arms=spec.n_arms,
                     arm_amplitude=0.6 if spec.n_arms else 0.0, arm_pitch_deg=spec.arm_pitch_deg,
-                    arm_phase=arm_phase0)
+                    arm_phase=arm_phase0, clumps=clumps)
 
     mass = np.full(n, m_star / n)
     # SFR: current-mass formed in the last 100 Myr, converted to formed mass, per year.
@@ -441,7 +541,7 @@ def make_particles(spec: GalaxySpec, params: SynthParams | None = None, n_partic
     recent = age < 0.1
     sfr = float((mass[recent] / surviving_fraction(age[recent])).sum() / 1e8)
     return Particles(xyz_kpc=xyz, mass_msun=mass, age_gyr=age, metallicity=metallicity, component=comp,
-                     dust=dust, sfr_msun_yr=sfr)
+                     dust=dust, sfr_msun_yr=sfr, info={"seed": int(spec.seed)})
 
 
 def _profile_points(r_cyl, particle_mass):

@@ -7,7 +7,8 @@ particles, so finite particle numbers give noisy faint outskirts, as SKIRT's Mon
 
 * band images [MJy sr⁻¹]: I_ν = Σ_pixel m L_ν/M(age, Z) e^(−τ_band) / A_pixel / (4π pc²), with
   L_ν/M per M⊙ of *current* mass (:mod:`.ssp`) and τ from the dust column in front of the star plus
-  birth clouds (:mod:`.dust`); ``_nodust`` images use τ = 0;
+  birth clouds of log-normal τ_V (:func:`birth_cloud_tau_v`, :mod:`.dust`); ``_nodust`` images use
+  τ = 0; young particles carry PopStar's nebular continuum and H recombination lines (:mod:`.ssp`);
 * Σ⋆ [M⊙ pc⁻²]: projected current mass / pixel area; Z⋆ (absolute) and t⋆ [Gyr]: current-mass-weighted
   means of the particles in the pixel (0 where a pixel holds no particle);
 * dust [M⊙ pc⁻²]: projected dust mass surface density.
@@ -23,9 +24,10 @@ import numpy as np
 
 from .dust import band_tau_ratio, dust_columns, TAU_V_PER_MSUN_PC2
 from .galaxy import GalaxySpec, Particles, SynthParams
-from .ssp import MJY_SR_PER_LNU_PER_PC2, band_table
+from .ssp import MJY_SR_PER_LNU_PER_PC2, NEBULAR_MAX_LOG_AGE_YR, band_table
 
-__all__ = ["PROJECTIONS", "projection_rotation", "inclination_deg", "particle_luminosities", "render"]
+__all__ = ["PROJECTIONS", "projection_rotation", "inclination_deg", "particle_luminosities",
+           "birth_cloud_tau_v", "render"]
 
 PROJECTIONS = ("O1", "O2", "O3", "O4", "O5")
 _TETRAHEDRON = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], float) / np.sqrt(3.0)
@@ -72,10 +74,35 @@ def inclination_deg(rotation: np.ndarray) -> float:
     return float(np.degrees(np.arccos(min(1.0, abs(rotation[2, 2])))))
 
 
-def particle_luminosities(particles: Particles) -> np.ndarray:
-    """Band L_ν [erg s⁻¹ Hz⁻¹] of every particle, (N, 4), from its current mass, age and Z."""
-    table = band_table()
-    return particles.mass_msun[:, None] * table.lnu_per_current_mass(particles.age_gyr, particles.metallicity)
+def birth_cloud_tau_v(particles: Particles, params: SynthParams) -> np.ndarray:
+    """Extra V optical depth of the birth cloud of every particle (N,): 0 above ``birth_cloud_age_myr``.
+
+    Clouds differ: τ_V is log-normal around ``birth_cloud_tau_v`` with ``birth_cloud_sigma_dex``
+    (each particle its own cloud; reproducible from its index and ``particles.info['seed']``).
+    """
+    young = particles.age_gyr < params.birth_cloud_age_myr / 1000.0
+    tau = np.where(young, params.birth_cloud_tau_v, 0.0)
+    if params.birth_cloud_sigma_dex > 0 and young.any():
+        rng = np.random.default_rng(np.random.SeedSequence([int(particles.info.get("seed", 0)), 7]))
+        g = rng.normal(size=particles.age_gyr.size)
+        s_ln = params.birth_cloud_sigma_dex * np.log(10.0)
+        tau = tau * np.exp(s_ln * g - 0.5 * s_ln**2)  # log-normal with mean birth_cloud_tau_v
+    return tau
+
+
+def particle_luminosities(particles: Particles, nebular_scale: float = 1.0) -> np.ndarray:
+    """Band L_ν [erg s⁻¹ Hz⁻¹] of every particle, (N, 4), from its current mass, age and Z.
+
+    ``nebular_scale``: weight of the nebular continuum and H recombination lines of young
+    (< 30 Myr) particles (1 = PopStar + case B, 0 = stellar light only).
+    """
+    lnu = band_table(False).lnu_per_current_mass(particles.age_gyr, particles.metallicity)
+    if nebular_scale:
+        young = particles.age_gyr < 10 ** (NEBULAR_MAX_LOG_AGE_YR - 9.0)
+        if young.any():
+            neb = band_table(True).lnu_per_current_mass(particles.age_gyr[young], particles.metallicity[young])
+            lnu[young] += nebular_scale * (neb - lnu[young])
+    return particles.mass_msun[:, None] * lnu
 
 
 def render(
@@ -99,7 +126,7 @@ def render(
     if npix < 1 or pixel_pc <= 0:
         raise ValueError("npix must be >= 1 and pixel_pc > 0")
     if luminosities is None:
-        luminosities = particle_luminosities(particles)
+        luminosities = particle_luminosities(particles, params.nebular_scale)
     pixel_kpc = pixel_pc / 1000.0
     obs = particles.xyz_kpc @ np.asarray(rotation, float).T
     half = npix * pixel_kpc / 2.0
@@ -130,8 +157,7 @@ def render(
     )
     if dust:
         tau_v = column * TAU_V_PER_MSUN_PC2
-        young = particles.age_gyr[inside] < params.birth_cloud_age_myr / 1000.0
-        tau_v = tau_v + np.where(young, params.birth_cloud_tau_v, 0.0)
+        tau_v = tau_v + birth_cloud_tau_v(particles, params)[inside]
         ratio = band_tau_ratio()
         with_dust = np.stack([deposit(lum[:, b] * np.exp(-tau_v * ratio[b])) * scale
                               for b in range(lum.shape[1])])
