@@ -239,6 +239,32 @@ def _refuse(problems: list[str]) -> None:
         raise BundleError(problems[0] + more)
 
 
+def verify_bundle_files(path: Path, files: dict, meta_path: Path) -> None:
+    """Refuse a bundle folder holding a pickle-like or an unlisted model file, or a listed file that is
+    missing, not regular, outside the folder or not matching its sha256 (BundleError naming the file)."""
+    for f in sorted(path.rglob("*")):
+        if not f.is_file():
+            continue
+        rel = f.relative_to(path).as_posix()
+        if _looks_like_pickle(f):
+            raise BundleError(f"{f}: refusing the bundle: it contains a pickle-like file "
+                              "(pickle/joblib files can run code and are never loaded)")
+        if rel != "bundle.json" and rel not in files and f.suffix.lower() in _MODEL_SUFFIXES:
+            raise BundleError(f"{f}: refusing the bundle: model file not listed in bundle.json")
+    for rel, digest in files.items():
+        fp = path / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise BundleError(f"{meta_path}: file entry {rel!r} points outside the bundle")
+        if not fp.is_file():
+            raise BundleError(f"{fp}: listed in bundle.json but missing")
+        if not stat.S_ISREG(fp.stat().st_mode):
+            raise BundleError(f"{fp}: listed in bundle.json but not a regular file")
+        actual = file_sha256(fp)
+        if actual != digest:
+            raise BundleError(f"{fp}: sha256 mismatch (bundle.json says {str(digest)[:12]}…, file is "
+                              f"{actual[:12]}…); the file was changed or corrupted")
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex sha256 of a file's bytes."""
     h = hashlib.sha256()
@@ -437,27 +463,7 @@ class ModelBundle:
         files = meta.get("files")
         if not isinstance(files, dict):
             raise BundleError(f"{meta_path}: no 'files' table of sha256 hashes")
-        for f in sorted(path.rglob("*")):
-            if not f.is_file():
-                continue
-            rel = f.relative_to(path).as_posix()
-            if _looks_like_pickle(f):
-                raise BundleError(f"{f}: refusing the bundle: it contains a pickle-like file "
-                                  "(pickle/joblib files can run code and are never loaded)")
-            if rel != "bundle.json" and rel not in files and f.suffix.lower() in _MODEL_SUFFIXES:
-                raise BundleError(f"{f}: refusing the bundle: model file not listed in bundle.json")
-        for rel, digest in files.items():
-            fp = path / rel
-            if Path(rel).is_absolute() or ".." in Path(rel).parts:
-                raise BundleError(f"{meta_path}: file entry {rel!r} points outside the bundle")
-            if not fp.is_file():
-                raise BundleError(f"{fp}: listed in bundle.json but missing")
-            if not fp.is_file() or not stat.S_ISREG(fp.stat().st_mode):
-                raise BundleError(f"{fp}: listed in bundle.json but not a regular file")
-            actual = file_sha256(fp)
-            if actual != digest:
-                raise BundleError(f"{fp}: sha256 mismatch (bundle.json says {str(digest)[:12]}…, file is "
-                                  f"{actual[:12]}…); the file was changed or corrupted")
+        verify_bundle_files(path, files, meta_path)
         try:
             targets = list(meta["targets"])
             feature_set = meta["feature_set"]

@@ -109,6 +109,19 @@ def check_paths(atlas_dir: str | os.PathLike, out_dir: str | os.PathLike) -> tup
     return atlas_real, out_real
 
 
+def open_for_observation(atlas_dir, out_dir, redshifts, depth, galaxies, projections, overwrite):
+    """Checks shared by the atlas observers: (redshifts, real atlas path, out folder, whether it may be
+    replaced, the atlas, the selected (galaxy, projection) entries); ValueError naming the problem."""
+    if depth not in DEPTH_CHOICES:
+        raise ValueError(f"depth must be one of {', '.join(DEPTH_CHOICES)}, got {depth!r}")
+    zs = _validate_redshifts(redshifts)
+    atlas_real, _ = check_paths(atlas_dir, out_dir)
+    out_dir = Path(out_dir)
+    allow_replace = _allow_replace(out_dir, overwrite)
+    atlas = open_atlas(atlas_dir)
+    return zs, atlas_real, out_dir, allow_replace, atlas, _select_entries(atlas, galaxies, projections)
+
+
 def _allow_replace(out_dir: Path, overwrite: bool) -> bool:
     if out_dir.exists():
         if not out_dir.is_dir():
@@ -214,16 +227,10 @@ def observe_atlas(
     Other arguments as :func:`~.model.observe_galaxy`; ``seed`` is combined with each galaxy id,
     projection and redshift, so an entry's noise does not depend on which other entries are observed.
     """
-    if depth not in DEPTH_CHOICES:
-        raise ValueError(f"depth must be one of {', '.join(DEPTH_CHOICES)}, got {depth!r}")
     if resample not in placement.RESAMPLE_METHODS:
         raise ValueError(f"resample must be one of {', '.join(placement.RESAMPLE_METHODS)}, got {resample!r}")
-    zs = _validate_redshifts(redshifts)
-    atlas_real, _ = check_paths(atlas_dir, out_dir)
-    out_dir = Path(out_dir)
-    allow_replace = _allow_replace(out_dir, overwrite)
-    atlas = open_atlas(atlas_dir)
-    entries = _select_entries(atlas, galaxies, projections)
+    zs, atlas_real, out_dir, allow_replace, atlas, entries = open_for_observation(
+        atlas_dir, out_dir, redshifts, depth, galaxies, projections, overwrite)
     psfs = psf_mod.resolve_psfs(psf)
     n_stars = stars_mod.N_STARS_DEFAULT if stars is True else int(stars or 0)
     pixel_pc = atlas.pixel_pc()

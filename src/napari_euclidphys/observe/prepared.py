@@ -23,11 +23,11 @@ import numpy as np
 from astropy.io import fits
 
 from .. import BANDS, TARGETS, __version__
-from ..io.atlas import MANIFEST_NAME, atlas_filename, open_atlas, write_atlas_image
+from ..io.atlas import MANIFEST_NAME, atlas_filename, write_atlas_image
 from ..io.safe import atomic_dir, atomic_path
 from ..progress import Progress, ProgressGenerator, exhaust
-from .mer_files import _allow_replace, _select_entries, _validate_redshifts, check_paths, write_observed
-from .model import DEPTH_CHOICES, observe_galaxy
+from .mer_files import open_for_observation, write_observed
+from .model import observe_galaxy
 
 __all__ = ["observe_and_prepare", "observe_prepared_atlas", "sigma_filename", "load_sigma", "is_observed_atlas",
            "PREPARED_KIND"]
@@ -103,14 +103,8 @@ def observe_prepared_atlas(atlas_dir, out_dir, redshifts, *, depth: str = "wide"
     (seed, galaxy id, projection); the manifest lists them.  Refuses overlap with the input atlas and a
     non-empty ``out_dir`` unless ``overwrite``.
     """
-    if depth not in DEPTH_CHOICES:
-        raise ValueError(f"depth must be one of {', '.join(DEPTH_CHOICES)}, got {depth!r}")
-    zs = _validate_redshifts(redshifts)
-    atlas_real, _ = check_paths(atlas_dir, out_dir)
-    out_dir = Path(out_dir)
-    allow_replace = _allow_replace(out_dir, overwrite)
-    atlas = open_atlas(atlas_dir)
-    entries = _select_entries(atlas, galaxies, projections)
+    zs, atlas_real, out_dir, allow_replace, atlas, entries = open_for_observation(
+        atlas_dir, out_dir, redshifts, depth, galaxies, projections, overwrite)
     pixel_pc = atlas.pixel_pc()
     records = []
     yield Progress(0, len(entries), "observing and preparing")

@@ -20,8 +20,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
-import stat
 from pathlib import Path
 
 import numpy as np
@@ -270,7 +268,7 @@ class SpatialBundle:
         """Load and verify a ``cnn`` bundle folder; :class:`napari_euclidphys.io.bundle.BundleError` on
         any problem (naming the file and the reason)."""
         from ..estimators._base import ModelFileError
-        from ..io.bundle import BundleError, _looks_like_pickle, _MODEL_SUFFIXES, _refuse, file_sha256, read_json_file
+        from ..io.bundle import BundleError, _refuse, file_sha256, read_json_file, verify_bundle_files
 
         path = Path(path)
         meta_path = path / "bundle.json"
@@ -280,23 +278,7 @@ class SpatialBundle:
             raw, meta = read_json_file(meta_path, "bundle.json")
         _refuse(cls.problems(meta, meta_path))
         files = meta["files"]
-        for f in sorted(path.rglob("*")):
-            if not f.is_file():
-                continue
-            rel = f.relative_to(path).as_posix()
-            if _looks_like_pickle(f):
-                raise BundleError(f"{f}: refusing the bundle: it contains a pickle-like file "
-                                  "(pickle/joblib files can run code and are never loaded)")
-            if rel != "bundle.json" and rel not in files and f.suffix.lower() in _MODEL_SUFFIXES:
-                raise BundleError(f"{f}: refusing the bundle: model file not listed in bundle.json")
-        for rel, digest in files.items():
-            fp = path / rel
-            if not fp.is_file() or not stat.S_ISREG(os.stat(fp).st_mode):
-                raise BundleError(f"{fp}: listed in bundle.json but missing or not a regular file")
-            actual = file_sha256(fp)
-            if actual != digest:
-                raise BundleError(f"{fp}: sha256 mismatch (bundle.json says {digest[:12]}…, file is "
-                                  f"{actual[:12]}…); the file was changed or corrupted")
+        verify_bundle_files(path, files, meta_path)
         spec = UNetSpec.from_dict(meta["network"])
         try:
             weights = read_weights(path / WEIGHTS_NAME, spec)
