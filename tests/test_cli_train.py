@@ -136,3 +136,14 @@ def test_dnn_checkpoints_let_a_rerun_resume(atlas, tmp_path):
     first = _json.loads((tmp_path / "first" / "models" / "dnn" / "bundle.json").read_text())["metrics"]
     second = _json.loads((tmp_path / "second" / "models" / "dnn" / "bundle.json").read_text())["metrics"]
     assert first == second
+
+
+def test_grid_keeps_only_the_models_it_saves(atlas):
+    from napari_euclidphys.progress import exhaust
+    from napari_euclidphys.training import TrainingConfig, run_grid
+
+    grid = exhaust(run_grid(atlas, TrainingConfig(models=("lr",), test_fraction=0.4, importance=False)))
+    assert set(grid.results) == {"h", "bands", "colours"}
+    kept = {fs for fs, result in grid.results.items() if result.bundles}
+    assert kept == {"bands"}  # the main feature set: the other sets' models are freed after their metrics
+    assert all(r["r2"] == r["r2"] for r in grid.rows if r["dataset"] == "test")  # metrics of every set kept

@@ -69,9 +69,11 @@ MER_FLAG_STAR = 1
 MER_FLAG_NO_COVERAGE = 2
 
 # --- model kinds ------------------------------------------------------------------------------
-#: The estimators: linear regression, random forest, neural network.
+#: The per-pixel estimators: linear regression, random forest, neural network (the spatial "cnn" kind of
+#: :mod:`napari_euclidphys.spatial` has labels below too).
 MODEL_KINDS = ("lr", "rf", "dnn")
 #: Short labels (tables, figures).
-MODEL_LABELS = {"lr": "LR", "rf": "RF", "dnn": "DNN"}
+MODEL_LABELS = {"lr": "LR", "rf": "RF", "dnn": "DNN", "cnn": "CNN"}
 #: Long names (docks).
-MODEL_NAMES = {"lr": "Linear regression", "rf": "Random forest", "dnn": "Neural network (DNN)"}
+MODEL_NAMES = {"lr": "Linear regression", "rf": "Random forest", "dnn": "Neural network (DNN)",
+               "cnn": "Spatial U-Net (CNN, neighbouring pixels)"}

@@ -13,6 +13,8 @@ The napari "Train models" widget and ``napari-euclidphys-train`` both drive thes
 
 from __future__ import annotations
 
+import gc
+
 import time
 from pathlib import Path
 from dataclasses import asdict, dataclass, field, replace
@@ -550,6 +552,8 @@ def run_grid(atlas, config: TrainingConfig | None = None, *,
     The pixels are read once; each feature set is one :func:`train_models` run with the same split
     and seeds.  LOFO, the colour check, chained regression, CV and the RF grid search (when asked)
     run only for ``config.feature_set``.  Returns a :class:`GridResult` (per-feature-set results and all metric rows).
+    Fitted models are kept only for ``config.feature_set`` and "bands" (the ones a run saves); the other
+    feature sets' models are freed as soon as their metrics are taken.
     """
     config = replace(config, **overrides) if config is not None else TrainingConfig(**overrides)
     atlas = as_atlas(atlas)
@@ -569,6 +573,11 @@ def run_grid(atlas, config: TrainingConfig | None = None, *,
                 break
             yield Progress(i * 1000 + int(1000 * step.fraction), 1000 * len(feature_sets),
                            f"[{fs}] {step.message}")
+        if fs not in (config.feature_set, "bands"):
+            # only the main (or 4-band) feature set's models are saved: free the others' fitted models
+            # (forests and networks) now that their metrics are taken, so memory does not grow per set
+            results[fs] = replace(results[fs], bundles={})
+            gc.collect()
         rows += [r for r in results[fs].metrics if not (r["model"] == "colour-M/L" and i > 0)]
     return GridResult(results, rows)
 
