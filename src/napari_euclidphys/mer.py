@@ -15,18 +15,32 @@ import os
 import re
 from pathlib import Path
 
-from astropy.cosmology import FlatLambdaCDM
+from functools import lru_cache
 
 from . import BANDS, quantities
 
 __all__ = [
-    "COSMOLOGY", "MER_PIXEL_ARCSEC", "PSF_FWHM_ARCSEC", "MOCK_MAGZERO", "EXTINCTION_PER_EBV",
+    "COSMOLOGY", "cosmology", "MER_PIXEL_ARCSEC", "PSF_FWHM_ARCSEC", "MOCK_MAGZERO", "EXTINCTION_PER_EBV",
     "DEPTHS", "FLAG_STAR", "FLAG_NO_COVERAGE", "ROLES", "MER_BAND_NAMES", "MerProductError", "mer_filename", "recognise_mer_product",
     "pc_per_arcsec", "dimming_factor", "background_sigma_mjy_sr", "mjy_sr_per_dn",
 ]
 
-#: The paper's (and TNG50's) cosmology, Planck 2015.
-COSMOLOGY = FlatLambdaCDM(H0=67.74, Om0=0.3089, Ob0=0.0486, name="TNG50/Planck2015")
+@lru_cache(maxsize=1)
+def cosmology():
+    """The paper's (and TNG50's) cosmology, Planck 2015: FlatLambdaCDM(H0 67.74, Ωm 0.3089, Ωb 0.0486).
+
+    Built on first use (``mer.COSMOLOGY`` too): importing astropy.cosmology costs ~0.4 s, which a
+    command that only reads MER file names should not pay.
+    """
+    from astropy.cosmology import FlatLambdaCDM
+
+    return FlatLambdaCDM(H0=67.74, Om0=0.3089, Ob0=0.0486, name="TNG50/Planck2015")
+
+
+def __getattr__(name: str):
+    if name == "COSMOLOGY":
+        return cosmology()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: Side of a MER mosaic pixel [arcsec]; all four bands share this grid (NISP resampled by SWarp).
 MER_PIXEL_ARCSEC = 0.1
@@ -157,7 +171,7 @@ def pc_per_arcsec(redshift: float) -> float:
         raise ValueError(f"redshift must be positive, got {redshift}")
     from astropy import units as u
 
-    return float((COSMOLOGY.angular_diameter_distance(redshift) * (1 * u.arcsec).to_value(u.rad)).to_value(u.pc))
+    return float((cosmology().angular_diameter_distance(redshift) * (1 * u.arcsec).to_value(u.rad)).to_value(u.pc))
 
 
 def dimming_factor(redshift: float) -> float:

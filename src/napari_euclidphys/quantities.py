@@ -10,7 +10,7 @@ __all__ = [
     "BANDS", "BAND_LABELS", "BAND_UNIT", "TARGETS", "TARGET_UNITS", "TARGET_DESCRIPTIONS", "TARGET_SYMBOLS",
     "TARGET_DISPLAY", "TARGET_EXTNAMES", "Z_SUN", "FLAG_MASKED", "FLAG_OUT_OF_RANGE", "FLAG_LOW_SNR", "FLAG_NAMES",
     "FLAG_MEANINGS", "FLAG_COLORS", "RESIDUAL_COLORMAP", "PREP_FLAG_BAD", "MER_FLAG_STAR", "MER_FLAG_NO_COVERAGE",
-    "MODEL_KINDS", "MODEL_LABELS", "MODEL_NAMES",
+    "MODEL_KINDS", "MODEL_LABELS", "MODEL_NAMES", "PREPARED_ATLAS_KIND",
 ]
 
 # --- bands ------------------------------------------------------------------------------------
@@ -67,6 +67,10 @@ PREP_FLAG_BAD = 1
 #: Mock MER FLAG maps (mer.py): a field star's core; outside the simulated field.
 MER_FLAG_STAR = 1
 MER_FLAG_NO_COVERAGE = 2
+
+# --- products ---------------------------------------------------------------------------------
+#: ``kind`` of the manifest of an observed, prepared atlas (napari-euclidphys-atlas observe --prepared).
+PREPARED_ATLAS_KIND = "observed-prepared"
 
 # --- model kinds ------------------------------------------------------------------------------
 #: The per-pixel estimators: linear regression, random forest, neural network (the spatial "cnn" kind of

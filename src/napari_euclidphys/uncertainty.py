@@ -25,7 +25,7 @@ _H = BANDS.index("H")
 
 def trained_on_observations(provenance: dict | None) -> bool:
     """True when a bundle's provenance says it was trained on observed, prepared mocks (noise, PSF)."""
-    from .observe.prepared import PREPARED_KIND
+    from .quantities import PREPARED_ATLAS_KIND as PREPARED_KIND
 
     provenance = provenance or {}
     manifest = provenance.get("atlas_manifest") or {}

@@ -23,6 +23,7 @@ import numpy as np
 from astropy.io import fits
 
 from .. import BANDS, TARGETS, __version__
+from ..quantities import PREPARED_ATLAS_KIND
 from ..io.atlas import MANIFEST_NAME, atlas_filename, write_atlas_image
 from ..io.safe import atomic_dir, atomic_path
 from ..progress import Progress, ProgressGenerator, exhaust
@@ -33,7 +34,7 @@ __all__ = ["observe_and_prepare", "observe_prepared_atlas", "sigma_filename", "l
            "PREPARED_KIND"]
 
 #: ``kind`` of the manifest of an observed, prepared atlas.
-PREPARED_KIND = "observed-prepared"
+PREPARED_KIND = PREPARED_ATLAS_KIND
 
 
 def sigma_filename(galaxy_id: int, projection: str, band: str) -> str:
