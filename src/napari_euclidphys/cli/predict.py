@@ -211,20 +211,15 @@ def _check_band_files(paths, labels) -> None:
     """Each band file must be a regular file, and no two the same file (path or bytes)."""
     import hashlib
     import os
-    import stat
+
+    from ..io.fits import FitsReadError, check_regular_file
 
     real = []
     for path, label in zip(paths, labels):
         try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise CliError(f"{path}: no such file ({label})") from None
-        except OSError as err:
-            raise CliError(f"{path}: cannot be read ({label}: {err.strerror})") from None
-        if stat.S_ISDIR(st.st_mode):
-            raise CliError(f"{path}: is a folder, not a FITS file ({label})")
-        if not stat.S_ISREG(st.st_mode):
-            raise CliError(f"{path}: not a regular file (a FIFO, socket or device; {label}); give a FITS file")
+            st = check_regular_file(path, label)
+        except FitsReadError as err:
+            raise CliError(str(err)) from None
         real.append((os.path.realpath(path), st.st_size, (st.st_dev, st.st_ino)))
     digests = {}
     for i, (rp, size, ino) in enumerate(real):

@@ -186,20 +186,28 @@ def default_max_bytes() -> int:
         return 8 * 1024**3
 
 
-def _check_regular_file(path: Path) -> None:
-    """FitsReadError naming the file when it is missing, a folder, or not a regular file (FIFO …)."""
+def check_regular_file(path, what: str | None = None) -> os.stat_result:
+    """``os.stat`` of a file to read; FitsReadError naming the file (and ``what`` it is, e.g. an option)
+    when it is missing, a folder, or not a regular file (a FIFO would hang a reader)."""
     import stat
 
+    tag = f" ({what})" if what else ""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise FitsReadError(f"{path}: no such file") from None
+        raise FitsReadError(f"{path}: no such file{tag}") from None
     except OSError as err:
-        raise FitsReadError(f"{path}: cannot be read ({err.strerror})") from None
+        raise FitsReadError(f"{path}: cannot be read ({what + ': ' if what else ''}{err.strerror})") from None
     if stat.S_ISDIR(st.st_mode):
-        raise FitsReadError(f"{path}: is a folder, not a FITS file")
+        raise FitsReadError(f"{path}: is a folder, not a FITS file{tag}")
     if not stat.S_ISREG(st.st_mode):
-        raise FitsReadError(f"{path}: not a regular file (a FIFO, socket or device); give a FITS file")
+        raise FitsReadError(f"{path}: not a regular file (a FIFO, socket or device{'; ' + what if what else ''}); "
+                            "give a FITS file")
+    return st
+
+
+def _check_regular_file(path: Path) -> None:
+    check_regular_file(path)
 
 
 #: Primary-header keywords an image extension inherits (see :func:`_inherit_primary`).
