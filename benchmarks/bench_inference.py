@@ -118,7 +118,7 @@ def bench_maps(est_by_kind, npix, rng):
     """End to end: predict_maps over a (4, npix, npix) band image (all pixels above the clip)."""
     from napari_euclidphys.features import MinMaxScaling
     from napari_euclidphys.inference import predict_maps
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
     from napari_euclidphys.progress import exhaust
 
     bands = (10 ** rng.uniform(0.0, 1.0, (4, npix, npix))).astype(np.float32)
@@ -142,7 +142,7 @@ def bench_mosaic(est, size, block):
 
     from napari_euclidphys.features import MinMaxScaling
     from napari_euclidphys.inference import predict_map_dask
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
 
     bundle = ModelBundle({"mass": est}, "bands", MinMaxScaling(np.zeros(4), np.ones(4)), 0.55, name="bench-mosaic")
     rs = da.random.RandomState(0)

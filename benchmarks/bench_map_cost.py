@@ -19,7 +19,7 @@ import numpy as np
 
 def main(argv=None) -> int:
     from napari_euclidphys.io.atlas import open_atlas
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
     from napari_euclidphys.inference import predict_maps
     from napari_euclidphys.progress import exhaust
     from napari_euclidphys.sedfit import build_template_grid, fit_pixels

@@ -32,7 +32,7 @@ import numpy as np
 from napari_euclidphys import BANDS, TARGETS
 from napari_euclidphys.inference import FLAG_MASKED, predict_maps
 from napari_euclidphys.io.atlas import open_atlas
-from napari_euclidphys.io.bundle import ModelBundle
+from napari_euclidphys.bundle import ModelBundle
 from napari_euclidphys.metrics import regression_metrics
 from napari_euclidphys.observe import observe_galaxy, write_observed
 from napari_euclidphys.prepare import PrepareSettings, prepare_observation

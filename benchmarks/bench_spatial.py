@@ -33,7 +33,7 @@ def best(fn, repeat):
 def main(argv=None) -> int:
     from napari_euclidphys.inference import predict_maps
     from napari_euclidphys.io.atlas import open_atlas
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
     from napari_euclidphys.progress import exhaust
 
     p = argparse.ArgumentParser(description=__doc__)

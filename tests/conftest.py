@@ -104,7 +104,7 @@ def uncalibrated(tmp_path):
     """Copy a shipped bundle without its σ calibration (for tests of the raw σ algebra)."""
     import shutil
 
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
 
     def _copy(bundle_dir):
         target = tmp_path / f"uncalibrated-{Path(bundle_dir).name}"

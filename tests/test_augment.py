@@ -38,7 +38,7 @@ def test_noisy_copies_have_the_model_sigma():
 
 def test_training_with_noise_augmentation(tmp_path):
     from napari_euclidphys.cli.train import main as train_main
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
     from napari_euclidphys.training.toy import write_toy_atlas
     from napari_euclidphys.uncertainty import trained_on_observations
 

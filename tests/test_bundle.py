@@ -9,7 +9,7 @@ import pytest
 from napari_euclidphys import BANDS
 from napari_euclidphys.estimators import make_estimator
 from napari_euclidphys.features import MinMaxScaling, pixel_features
-from napari_euclidphys.io.bundle import SCHEMA_VERSION, BundleError, ModelBundle, file_sha256
+from napari_euclidphys.bundle import SCHEMA_VERSION, BundleError, ModelBundle, file_sha256
 from napari_euclidphys.io.safe import OutputExistsError
 
 
@@ -210,7 +210,7 @@ def test_loading_a_dnn_bundle_does_not_import_tensorflow(tmp_path):
     expected = bundle.predict_log(sb)["mass"][0]
     code = (
         "import sys, numpy as np\n"
-        "from napari_euclidphys.io.bundle import ModelBundle\n"
+        "from napari_euclidphys.bundle import ModelBundle\n"
         f"b = ModelBundle.load({str(path)!r})\n"
         f"m = b.predict_log(np.load({str(tmp_path / 'sb.npy')!r}))['mass'][0]\n"
         f"np.save({str(tmp_path / 'out.npy')!r}, m)\n"

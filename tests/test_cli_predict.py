@@ -17,7 +17,7 @@ from .conftest import celestial_header
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory):
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
 
     rng = np.random.default_rng(0)
     sb = (10 ** rng.uniform(-0.2, 1.0, (400, 4))).astype(np.float32)
@@ -51,7 +51,7 @@ def _write_bands(folder, img, stem="gal", header_fn=None):
 
 @pytest.mark.filterwarnings("error::astropy.io.fits.verify.VerifyWarning")
 def test_single_image_writes_mef_with_units_wcs_and_provenance(tmp_path, bundle_dir):
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
 
     img = _bands(1)
     paths = _write_bands(tmp_path, img, stem="NGC 1234 ü")  # spaces and non-ASCII in names
@@ -127,7 +127,7 @@ def _atlas(folder, n=3):
 
 
 def test_batch_over_atlas_skips_done(tmp_path, bundle_dir, capsys):
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
 
     atlas = tmp_path / "atlas"
     imgs = _atlas(atlas)

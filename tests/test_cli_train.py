@@ -18,7 +18,7 @@ def atlas(tmp_path_factory):
 
 def test_end_to_end_lr_rf_dnn(atlas, tmp_path, capsys):
     from napari_euclidphys.io.atlas import open_atlas
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
     from napari_euclidphys.metrics import regression_metrics
 
     out = tmp_path / "run"

@@ -158,7 +158,7 @@ def test_kernel_checks_buffer_sizes():
 
 def test_bundle_pins_the_packed_forest_file(tmp_path):
     from napari_euclidphys.features import MinMaxScaling
-    from napari_euclidphys.io.bundle import BundleError, ModelBundle
+    from napari_euclidphys.bundle import BundleError, ModelBundle
 
     X, y = _data(400)
     est = make_estimator("rf", n_estimators=3).fit(X, y)
@@ -184,7 +184,7 @@ def test_shipped_packed_forest_equals_its_skops_copy():
     from sklearn.ensemble import RandomForestRegressor
 
     from napari_euclidphys.estimators._base import skops_load
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
 
     path = Path(__file__).resolve().parents[1] / "models" / "euclidphys-rf-bands-synth"
     bundle = ModelBundle.load(path)

@@ -12,7 +12,7 @@ from napari_euclidphys.inference import (
     predict_map_dask,
     predict_maps,
 )
-from napari_euclidphys.io.bundle import ModelBundle
+from napari_euclidphys.bundle import ModelBundle
 from napari_euclidphys.progress import Progress, collect, exhaust
 
 

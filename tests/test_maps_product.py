@@ -23,7 +23,7 @@ from .conftest import celestial_header
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory):
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
 
     rng = np.random.default_rng(0)
     sb = (10 ** rng.uniform(-0.2, 1.0, (300, 4))).astype(np.float32)

@@ -56,7 +56,7 @@ def test_observed_prepared_bands_are_the_atlas_bands_plus_observation():
 
 def test_train_on_the_observed_atlas(observed_atlas, tmp_path):
     from napari_euclidphys.cli.train import main as train_main
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
 
     _, out = observed_atlas
     assert train_main(["--atlas", str(out), "--out", str(tmp_path / "t"), "--models", "lr", "--no-figures",

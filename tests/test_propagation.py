@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_euclidphys.inference import FLAG_MASKED, predict_maps
-from napari_euclidphys.io.bundle import ModelBundle
+from napari_euclidphys.bundle import ModelBundle
 from napari_euclidphys.progress import exhaust
 from napari_euclidphys.propagation import FLAG_LOW_SNR, predict_with_band_noise
 

@@ -44,7 +44,7 @@ STEM = "NGC 4 ü"  # spaces and non-ASCII in every file name below
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """A tiny LR bundle on the 4 log bands: log Σ⋆ = 1 + log I_H exactly (Σ⋆ = 10 I_H)."""
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
 
     rng = np.random.default_rng(7)
     sb = (10 ** rng.uniform(-0.2, 1.2, (300, 4))).astype(np.float32)
@@ -250,7 +250,7 @@ def test_image_larger_than_memory_is_refused_before_reading(bundle, tmp_path, mo
 
 
 def test_three_bands_for_a_four_band_model(bundle, tmp_path, capsys):
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
 
     b = ModelBundle.load(bundle)
     with pytest.raises(ValueError, match=r"shape \(4, ny, nx\) in \('VIS', 'Y', 'J', 'H'\) order.*got shape \(3, 6, 7\)"):
@@ -422,7 +422,7 @@ def test_scaling_inverse_round_trips(X):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(arrays(np.float32, (4, 3, 4), elements=any_float))
 def test_prediction_never_evaluates_a_masked_pixel(bundle, bands):
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
 
     b = _loaded(bundle, ModelBundle)
     log_maps, sigma, flags = predict_pixels(b, bands, ("mass",))

@@ -335,7 +335,7 @@ def test_batch_outputs_of_another_bundle_are_redone_and_said(bundle, tmp_path, c
     assert _predict(["--model", other, *argv]) == 0
     err = capsys.readouterr().err
     assert "1 redone" in err and f"{out / 'g1.fits'}: redone" in err
-    from napari_euclidphys.io.bundle import file_sha256
+    from napari_euclidphys.bundle import file_sha256
 
     assert fits.getheader(out / "g1.fits")["BUNDSHA"] == file_sha256(other / "bundle.json")
     assert np.isnan(_mass(out / "g1.fits")).sum() > np.isnan(first).sum()
@@ -436,7 +436,7 @@ BAD_META = {
 
 @pytest.mark.parametrize("case", list(BAD_META))
 def test_a_malformed_bundle_json_gets_one_clear_message(case, bundle, tmp_path, capsys):  # noqa: F811
-    from napari_euclidphys.io.bundle import BundleError, ModelBundle
+    from napari_euclidphys.bundle import BundleError, ModelBundle
 
     change, message = BAD_META[case]
     bad = _other_bundle(bundle, tmp_path, change)
@@ -450,7 +450,7 @@ def test_a_malformed_bundle_json_gets_one_clear_message(case, bundle, tmp_path, 
 
 
 def test_several_problems_are_all_listed_and_estimator_params_checked(bundle, tmp_path):  # noqa: F811
-    from napari_euclidphys.io.bundle import BundleError, ModelBundle, file_sha256
+    from napari_euclidphys.bundle import BundleError, ModelBundle, file_sha256
 
     bad = _other_bundle(bundle, tmp_path, lambda m: m.update(clip_h=None, feature_set="x"))
     with pytest.raises(BundleError) as info:
@@ -471,7 +471,7 @@ def test_several_problems_are_all_listed_and_estimator_params_checked(bundle, tm
 
 @pytest.mark.parametrize("case", ["fifo", "dev zero", "huge", "deep", "folder"])
 def test_bundle_json_must_be_a_small_regular_file(case, bundle, tmp_path):  # noqa: F811
-    from napari_euclidphys.io.bundle import BundleError, ModelBundle
+    from napari_euclidphys.bundle import BundleError, ModelBundle
 
     bad = _other_bundle(bundle, tmp_path, lambda m: None)
     target = bad / "bundle.json"

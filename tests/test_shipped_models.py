@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_euclidphys.inference import predict_maps
-from napari_euclidphys.io.bundle import ModelBundle
+from napari_euclidphys.bundle import ModelBundle
 from napari_euclidphys.metrics import regression_metrics
 from napari_euclidphys.progress import exhaust
 

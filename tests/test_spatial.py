@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from napari_euclidphys.io.bundle import BundleError, ModelBundle
+from napari_euclidphys.bundle import BundleError, ModelBundle
 from napari_euclidphys.progress import exhaust
 from napari_euclidphys.spatial.bundle import SpatialBundle
 from napari_euclidphys.spatial.inputs import ChannelScaling, raw_channels
@@ -140,7 +140,7 @@ def test_bundle_roundtrip_and_refusals(tmp_path):
 
 
 def _rehash(folder):
-    from napari_euclidphys.io.bundle import file_sha256
+    from napari_euclidphys.bundle import file_sha256
 
     meta = json.loads((folder / "bundle.json").read_text())
     meta["files"]["network.h5"] = file_sha256(folder / "network.h5")

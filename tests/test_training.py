@@ -195,7 +195,7 @@ def test_colour_check_with_lr_is_exact(toy_atlas):
 
 
 def test_bundle_from_training_predicts_like_the_result(toy_atlas, tmp_path):
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
 
     res = _train(toy_atlas, seed=2, models=("rf",))
     res.bundles["rf"].save(tmp_path / "rf")

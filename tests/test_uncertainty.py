@@ -11,7 +11,7 @@ from napari_euclidphys.calibration import NOMINAL
 from napari_euclidphys.cli.atlas import main as atlas_main
 from napari_euclidphys.inference import predict_maps
 from napari_euclidphys.io.atlas import open_atlas
-from napari_euclidphys.io.bundle import ModelBundle
+from napari_euclidphys.bundle import ModelBundle
 from napari_euclidphys.progress import exhaust
 from napari_euclidphys.training.toy import write_toy_atlas
 from napari_euclidphys.uncertainty import atlas_pixels, calibrate_on_atlases, calibrated, coverage_table
@@ -83,7 +83,7 @@ def test_calibrated_prediction(rf, atlases):
 def test_calibration_saved_in_the_bundle_and_applied(rf, atlases, tmp_path):
     import shutil
 
-    from napari_euclidphys.io.bundle import BundleError
+    from napari_euclidphys.bundle import BundleError
     from napari_euclidphys.propagation import predict_with_band_noise
 
     ideal, observed = atlases

@@ -59,7 +59,7 @@ def test_predict_profiles_and_save_on_the_sample(euclid_viewer, qtbot, rf_bundle
     from napari.layers import Labels
 
     from napari_euclidphys import inference
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
     from napari_euclidphys.metrics import regression_metrics
     from napari_euclidphys.profiles import radial_profile
 
@@ -221,7 +221,7 @@ def test_predict_reports_a_missing_band_without_running(euclid_viewer):
 
 
 def test_train_saves_a_bundle_that_the_predict_dock_lists(euclid_viewer, qtbot, toy_atlas, tmp_path):
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
 
     viewer = euclid_viewer
     _, predict = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict physical maps")
@@ -248,7 +248,7 @@ def test_dnn_training_runs_in_its_own_process_and_its_bundle_predicts(euclid_vie
     """TensorFlow never enters the viewer's process (it would crash the OpenGL canvas under Mesa)."""
     import sys
 
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
 
     _, train = euclid_viewer.window.add_plugin_dock_widget(PLUGIN, "Train models")
     train.atlas_edit.setText(str(toy_atlas))

@@ -72,7 +72,7 @@ def _regions(atlas, gid, proj, shape, catalogue=None):
 def _compare(args) -> int:
     from napari_euclidphys.inference import predict_maps
     from napari_euclidphys.io.atlas import open_atlas
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
     from napari_euclidphys.metrics import regression_metrics
     from napari_euclidphys.progress import exhaust
     from napari_euclidphys.spatial.training import load_images

@@ -34,7 +34,7 @@ KEEP = """ The original scikit-learn forests are kept beside them as `model_<tar
 
 def pack_bundle(src: Path, keep_skops: bool) -> Path:
     """Replace the skops forests of bundle ``src`` by packed ones (atomically); returns ``src``."""
-    from napari_euclidphys.io.bundle import ModelBundle, file_sha256
+    from napari_euclidphys.bundle import ModelBundle, file_sha256
 
     bundle = ModelBundle.load(src)
     if bundle.kind != "rf":

@@ -99,7 +99,7 @@ def reliability_figure(curves: dict, path: Path) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from napari_euclidphys.io.atlas import open_atlas
-    from napari_euclidphys.io.bundle import ModelBundle
+    from napari_euclidphys.bundle import ModelBundle
     from napari_euclidphys.uncertainty import calibrate_on_atlases, coverage_table, nominal_gap
 
     out = Path(args.out)

@@ -67,7 +67,7 @@ _TARGET_LABEL = TARGET_SYMBOLS
 def predict_job(bundle_path, bands, targets, chunk_pixels: int):
     """Progress generator run by the worker: load the bundle, predict, return the ``MapPrediction``."""
     from .. import inference
-    from ..io.bundle import ModelBundle
+    from ..bundle import ModelBundle
 
     yield Progress(0, 1, "loading and verifying the model bundle")
     bundle = ModelBundle.load(bundle_path)
@@ -77,7 +77,7 @@ def predict_job(bundle_path, bands, targets, chunk_pixels: int):
 
 def predict_band_noise_job(bundle_path, bands, sigma, bad, targets, n_draws: int, chunk_pixels: int):
     """Like :func:`predict_job`, propagating the band σ [MJy/sr] by ``n_draws`` Monte-Carlo draws."""
-    from ..io.bundle import ModelBundle
+    from ..bundle import ModelBundle
     from ..propagation import predict_with_band_noise
 
     yield Progress(0, 1, "loading and verifying the model bundle")
@@ -305,7 +305,7 @@ class PredictWidget(QWidget):
     def choose_bundle_folder(self, folder) -> bool:
         """Verify a browsed bundle now (sha256 of every file, schema, no pickle) and select it; a napari
         error notification says what is wrong otherwise."""
-        from ..io.bundle import BundleError, ModelBundle
+        from ..bundle import BundleError, ModelBundle
 
         if read_bundle_info(folder) is None:
             self._input_problem(f"{folder}: no readable bundle.json; not a model bundle", error=True)

@@ -766,7 +766,7 @@ def batch_jobs(source, projections=None) -> list[tuple[list[Path], str]]:
 
 def _predict_job(bundle_path, band_paths, out, targets, chunk_pixels, overwrite, unit=None, named=False):
     """One batch job (runs in this process or on a dask worker, which loads the bundle itself)."""
-    from ..io.bundle import ModelBundle
+    from ..bundle import ModelBundle
 
     bundle = _predict_job.cache.get(str(bundle_path))
     if bundle is None:
@@ -815,7 +815,7 @@ def run_batch(bundle_path, source, out_dir, *, targets=None, chunk_pixels=1_000_
     """
     import os
 
-    from ..io.bundle import file_sha256
+    from ..bundle import file_sha256
     from ..io.safe import check_no_overlap, check_writable
 
     out_dir = Path(out_dir)
@@ -922,7 +922,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
                         format="%(levelname)s %(message)s", stream=sys.stderr)
-    from ..io.bundle import BundleError, ModelBundle
+    from ..bundle import BundleError, ModelBundle
     from ..io.fits import FitsReadError
     from ..io.safe import OutputExistsError, check_no_overlap
 

@@ -8,11 +8,11 @@ Layout::
     network.h5      the convolution weights as plain float32 HDF5 datasets (no code, no Keras config)
     MODEL_CARD.md   optional human description
 
-:meth:`SpatialBundle.load` reuses the safety rules of :class:`napari_euclidphys.io.bundle.ModelBundle`:
+:meth:`SpatialBundle.load` reuses the safety rules of :class:`napari_euclidphys.bundle.ModelBundle`:
 size-bounded JSON, known schema version, every listed file sha256-pinned, unlisted model-like files
 and any pickle refused, and the weights read as plain arrays by
 :func:`napari_euclidphys.spatial.network.read_weights` (external/virtual HDF5 datasets refused).
-:func:`napari_euclidphys.io.bundle.ModelBundle.load` hands ``kind: "cnn"`` bundles to it.
+:func:`napari_euclidphys.bundle.ModelBundle.load` hands ``kind: "cnn"`` bundles to it.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ class SpatialBundle:
 
     # -- persistence ---------------------------------------------------------------------------
     def _json(self, files: dict) -> dict:
-        from ..io.bundle import SCHEMA_VERSION, TARGET_UNITS
+        from ..bundle import SCHEMA_VERSION, TARGET_UNITS
 
         return {
             "schema_version": SCHEMA_VERSION,
@@ -195,7 +195,7 @@ class SpatialBundle:
     def save(self, path, overwrite: bool = False) -> Path:
         """Write the bundle folder atomically; refuse an existing ``path`` unless ``overwrite``."""
         from ..estimators._base import jsonable
-        from ..io.bundle import file_sha256
+        from ..bundle import file_sha256
         from ..io.safe import atomic_dir
 
         path = Path(path)
@@ -215,7 +215,7 @@ class SpatialBundle:
     @staticmethod
     def problems(meta, meta_path) -> list[str]:
         """Every problem of a parsed ``bundle.json`` of kind ``cnn`` (empty list: valid)."""
-        from ..io.bundle import SCHEMA_VERSION
+        from ..bundle import SCHEMA_VERSION
 
         if not isinstance(meta, dict):
             return [f"{meta_path}: not a JSON object"]
@@ -268,7 +268,7 @@ class SpatialBundle:
         """Load and verify a ``cnn`` bundle folder; :class:`napari_euclidphys.io.bundle.BundleError` on
         any problem (naming the file and the reason)."""
         from ..estimators._base import ModelFileError
-        from ..io.bundle import BundleError, _refuse, file_sha256, read_json_file, verify_bundle_files
+        from ..bundle import BundleError, _refuse, file_sha256, read_json_file, verify_bundle_files
 
         path = Path(path)
         meta_path = path / "bundle.json"

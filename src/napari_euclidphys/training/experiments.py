@@ -310,7 +310,7 @@ def train_models(atlas, config: TrainingConfig | None = None, *, pixels: PixelSe
     Yields :class:`~napari_euclidphys.progress.Progress`; returns a :class:`TrainingResult`.
     """
     from ..features import MinMaxScaling, band_features, feature_names
-    from ..io.bundle import ModelBundle
+    from ..bundle import ModelBundle
     from ..metrics import regression_metrics
 
     config = replace(config, **overrides) if config is not None else TrainingConfig(**overrides)
