@@ -39,6 +39,17 @@ def scrolling_layout(widget: QWidget) -> QVBoxLayout:
     return QVBoxLayout(inner)
 
 
+def dock_layout(widget: QWidget, section: str, *items) -> QVBoxLayout:
+    """The standard dock: a scrolling column with the guide link, then ``items`` (widgets or layouts)
+    in order, then a stretch.  Returns the column's layout."""
+    layout = scrolling_layout(widget)
+    layout.addWidget(guide_link(section))
+    for item in items:
+        (layout.addWidget if isinstance(item, QWidget) else layout.addLayout)(item)
+    layout.addStretch(1)
+    return layout
+
+
 def guide_link(section: str) -> QLabel:
     """A link that opens the user guide (:func:`guide_path`); ``section`` names the dock's section."""
     path = guide_path()

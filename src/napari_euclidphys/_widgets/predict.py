@@ -53,7 +53,7 @@ from ._results import (FLAG_LOW_SNR, OUT_OF_RANGE_WARN, band_layer_for, band_sig
                        find_truth_layer, out_of_range_fraction, prediction_layer_data)
 from ._combos import refill_combo
 from ._run import RunPanel
-from ._scroll import guide_link, scrolling_layout
+from ._scroll import dock_layout
 from ._settings import load_settings, save_settings
 
 __all__ = ["PredictWidget", "predict_job", "predict_band_noise_job", "METRIC_COLUMNS"]
@@ -178,14 +178,8 @@ class PredictWidget(QWidget):
         self.metrics_note = QLabel("Metrics vs truth layers (Δ = predicted − true, dex; f_out: |Δ| > 0.3 dex)")
         self.metrics_note.setWordWrap(True)
 
-        layout = scrolling_layout(self)
-        layout.addWidget(guide_link("2. Predict physical maps"))
-        layout.addWidget(band_box)
-        layout.addWidget(model_box)
-        layout.addWidget(self.run_panel)
-        layout.addWidget(self.metrics_note)
-        layout.addWidget(self.metrics_table)
-        layout.addStretch(1)
+        dock_layout(self, "2. Predict physical maps", band_box, model_box, self.run_panel, self.metrics_note,
+                    self.metrics_table)
 
         self.bundle_combo.currentIndexChanged.connect(self._on_bundle_changed)
         self.browse_button.clicked.connect(self._browse)

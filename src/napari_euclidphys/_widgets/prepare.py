@@ -33,7 +33,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -45,7 +44,7 @@ from ._combos import refill_combo
 from ._prepare_data import MER_ROLES, mer_layer_for, observation_files, prepare_settings, prepared_layer_data
 from ._prepare_data import prepared_source
 from ._run import RunPanel
-from ._scroll import guide_link, scrolling_layout
+from ._scroll import dock_layout
 
 __all__ = ["PrepareWidget", "prepare_job", "PrepareFailed"]
 
@@ -173,14 +172,8 @@ class PrepareWidget(QWidget):
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(self._save_dialog)
 
-        layout = scrolling_layout(self)
-        layout.addWidget(guide_link("6. Preparing a Euclid observation"))
-        layout.addWidget(files_box)
-        layout.addWidget(galaxy_box)
-        layout.addWidget(self.cutout_box)
-        layout.addWidget(self.run_panel)
-        layout.addWidget(self.save_button)
-        layout.addStretch(1)
+        dock_layout(self, "6. Preparing a Euclid observation", files_box, galaxy_box, self.cutout_box,
+                    self.run_panel, self.save_button)
 
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self.refresh_layers)

@@ -24,7 +24,6 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -34,7 +33,7 @@ from ..progress import Progress
 from ..quantities import MODEL_NAMES, TARGET_SYMBOLS
 from ._bundles import notify_bundles_changed, register_bundle_dir, user_bundle_dir
 from ._run import RunPanel
-from ._scroll import guide_link, scrolling_layout
+from ._scroll import dock_layout
 from ._settings import load_settings, save_settings
 from ._training_job import small_run_warning, train_job
 
@@ -173,14 +172,7 @@ class TrainWidget(QWidget):
         self.results.setWordWrap(True)
 
         self._set_tooltips()
-        layout = scrolling_layout(self)
-        layout.addWidget(guide_link("4. Train models"))
-        for widget in (data_box, model_box, hyper_box):
-            layout.addWidget(widget)
-        layout.addLayout(out_form)
-        layout.addWidget(self.run_panel)
-        layout.addWidget(self.results)
-        layout.addStretch(1)
+        dock_layout(self, "4. Train models", data_box, model_box, hyper_box, out_form, self.run_panel, self.results)
 
     def _set_tooltips(self) -> None:
         tips = {
