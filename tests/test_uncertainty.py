@@ -58,6 +58,10 @@ def test_calibration_makes_coverage_nominal_where_fitted(rf, atlases, monkeypatc
             assert r_cal["cover1"] == pytest.approx(NOMINAL[0], abs=0.02)
             assert r_raw["cover1"] < r_cal["cover1"]  # the forest's spread alone is over-confident
     assert cal.source["galaxies"] and cal.source["pixels"] > 100
+    # the observed pixels at z = 0.01 and 0.02 get their own bins, and each redshift is covered
+    assert {row[:2] for row in cal.redshift_bins["mass"]} == {(0.0, 0.015), (0.015, np.inf)}
+    for row in coverage_table(atlas_pixels(rf, atlases[1], n_draws=4), cal, group="redshift"):
+        assert row["cover1"] == pytest.approx(NOMINAL[0], abs=0.03)
 
 
 def test_calibrated_prediction(rf, atlases):
@@ -95,6 +99,7 @@ def test_calibration_saved_in_the_bundle_and_applied(rf, atlases, tmp_path):
     bundle.save_calibration()
     back = ModelBundle.load(copy)
     assert back.sha256 != old_sha and back.calibration.bins == bundle.calibration.bins
+    assert back.calibration.redshift_bins == bundle.calibration.redshift_bins
     gid = ideal.galaxy_ids[0]
     bands = ideal.load_bands(gid, "O5")
     raw = exhaust(predict_maps(back, bands, calibrate=False))

@@ -228,14 +228,14 @@ def mer_aux_layer_data(
 
 
 def prepared_layer_data(prep, source: str, path: str | None = None) -> list[tuple]:
-    from . import BANDS
-
     """LayerData for a :class:`~napari_euclidphys.prepare.PreparedObservation`, as the reader opens the file.
 
     Four band layers (MJy/sr, ``pixel_pc``), their σ layers (hidden) and the flags labels layer, all
     with ``metadata["prepared"] = True`` and the same ``source``; ``path`` is the product file once
     saved (None before).
     """
+    from . import BANDS
+
     common = {"pixel_pc": prep.pixel_pc}
     meta = {"path": None if path is None else str(path), "header": prep.header, "wcs": prep.wcs,
             "prepared": True, "redshift": float(prep.redshift)}

@@ -55,12 +55,13 @@ def predict_with_band_noise(
     chunk_pixels: int = 200_000,
     targets=None,
     calibrate: bool = True,
+    redshift: float | None = None,
 ) -> ProgressGenerator[MapPrediction]:
     """Predict maps from bands (4, ny, nx) [MJy/sr] with 1σ errors ``sigma`` (same shape, MJy/sr).
 
     ``bad`` (ny, nx) bool marks pixels not to evaluate.  Returns a :class:`MapPrediction` whose
     ``uncertainty`` is the total σ [dex] — mapped through the bundle's calibration at each pixel's H_E
-    S/N when it has one and ``calibrate`` is true — and whose ``aleatoric`` / ``epistemic`` hold the two
+    S/N (and the galaxy's ``redshift``, when known) when it has one and ``calibrate`` is true — and whose ``aleatoric`` / ``epistemic`` hold the two
     raw parts.
 
     A spatial (``cnn``) bundle trained on observed images takes the σ maps as inputs instead: its
@@ -114,22 +115,11 @@ def predict_with_band_noise(
         flags[r0:r1] = fl
         yield Progress(i + 1, n_chunks, f"rows {r1}/{ny}")
     pred = _assemble(bundle, targets, log_maps, model_sd, alea, flags)
-    cal = getattr(bundle, "calibration", None)
-    if calibrate and cal is not None:
-        snr = _snr(bands, sigma)
-        for t in targets:
-            if t in cal.bins:
-                pred.uncertainty[t] = np.where(np.isfinite(pred.uncertainty[t]),
-                                               cal.apply(t, pred.uncertainty[t], snr), np.nan).astype(np.float32)
-        pred.calibrated = True
+    if calibrate:
+        from .uncertainty import calibrated, pixel_snr
+
+        pred = calibrated(bundle, pred, pixel_snr(bands, sigma), redshift)
     return pred
-
-
-def _snr(bands, sigma) -> np.ndarray:
-    """H_E S/N per pixel (+inf where σ is 0)."""
-    h, s = np.asarray(bands[_H], np.float64), np.asarray(sigma[_H], np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(s > 0, h / np.where(s > 0, s, 1.0), np.inf)
 
 
 def _assemble(bundle, targets, log_maps, model_sd, alea, flags) -> MapPrediction:

@@ -120,24 +120,26 @@ def calibrate_on_atlases(bundle, atlases, *, n_draws: int = 16, seed: int = 0) -
     residual = {t: np.concatenate([s.residual[t] for s in samples]) for t in bundle.targets}
     sigma = {t: np.concatenate([s.sigma[t] for s in samples]) for t in bundle.targets}
     snr = np.concatenate([s.snr[bundle.targets[0]] for s in samples])
+    redshift = np.concatenate([s.redshift[bundle.targets[0]] for s in samples])
     for t in bundle.targets[1:]:  # every target is evaluated on the same pixels
         if len(np.concatenate([s.snr[t] for s in samples])) != len(snr):
             raise ValueError("targets were evaluated on different pixels; cannot share the S/N bins")
     source = {"atlases": [str(a.root) for a in atlases],
               "galaxies": sorted({int(g) for s in samples for g in np.unique(s.galaxy[bundle.targets[0]])}),
               "n_draws": n_draws, "pixels": int(len(snr))}
-    return calibrate(residual, sigma, snr, source=source)
+    return calibrate(residual, sigma, snr, source=source, redshift=redshift)
 
 
-def calibrated(bundle, prediction: MapPrediction, snr) -> MapPrediction:
-    """A raw prediction (``calibrate=False``) with ``uncertainty`` replaced by the bundle's calibrated σ."""
+def calibrated(bundle, prediction: MapPrediction, snr, redshift=None) -> MapPrediction:
+    """A raw prediction (``calibrate=False``) with ``uncertainty`` replaced by the bundle's calibrated σ
+    at each pixel's H_E S/N and the galaxy's redshift (None: unknown or idealised)."""
     cal = getattr(bundle, "calibration", None)
     if cal is None:
         return prediction
     for t in prediction.targets:
         if t in cal.bins:
             raw = prediction.uncertainty[t]
-            prediction.uncertainty[t] = np.where(np.isfinite(prediction.log_maps[t]), cal.apply(t, raw, snr),
+            prediction.uncertainty[t] = np.where(np.isfinite(prediction.log_maps[t]), cal.apply(t, raw, snr, redshift),
                                                  np.nan).astype(np.float32)
     prediction.calibrated = True
     return prediction
@@ -148,7 +150,7 @@ def coverage_table(sample: PixelSample, cal: Calibration | None, group: str = "a
     rows = []
     for t in sample.residual:
         snr = sample.snr[t]
-        sig = cal.apply(t, sample.sigma[t], snr) if cal is not None else sample.sigma[t]
+        sig = cal.apply(t, sample.sigma[t], snr, sample.redshift[t]) if cal is not None else sample.sigma[t]
         keys = _groups(sample, t, group)
         for label, mask in keys:
             n = int(mask.sum())

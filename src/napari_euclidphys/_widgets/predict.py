@@ -75,15 +75,17 @@ def predict_job(bundle_path, bands, targets, chunk_pixels: int):
     return prediction
 
 
-def predict_band_noise_job(bundle_path, bands, sigma, bad, targets, n_draws: int, chunk_pixels: int):
-    """Like :func:`predict_job`, propagating the band σ [MJy/sr] by ``n_draws`` Monte-Carlo draws."""
+def predict_band_noise_job(bundle_path, bands, sigma, bad, targets, n_draws: int, chunk_pixels: int,
+                           redshift: float | None = None):
+    """Like :func:`predict_job`, propagating the band σ [MJy/sr] by ``n_draws`` Monte-Carlo draws; the
+    calibrated σ uses the galaxy's ``redshift`` when the prepared layers carry it."""
     from ..bundle import ModelBundle
     from ..propagation import predict_with_band_noise
 
     yield Progress(0, 1, "loading and verifying the model bundle")
     bundle = ModelBundle.load(bundle_path)
     prediction = yield from predict_with_band_noise(bundle, bands, sigma, bad=bad, n_draws=n_draws,
-                                                    chunk_pixels=chunk_pixels, targets=targets)
+                                                    chunk_pixels=chunk_pixels, targets=targets, redshift=redshift)
     return prediction
 
 
@@ -367,7 +369,7 @@ class PredictWidget(QWidget):
         n_draws = int(self.draws_spin.value())
         self.run_panel.start(predict_band_noise_job, info.path, np.asarray(bands, dtype=np.float32), sigma, bad,
                              targets, n_draws, max(1000, int(self.chunk_pixels) // n_draws),
-                             on_returned=self._on_prediction,
+                             band_layers[0].metadata.get("redshift"), on_returned=self._on_prediction,
                              description=f"predicting with {info.name} and {n_draws} band-noise draws")
 
     def _input_problem(self, message: str, error: bool = False) -> None:

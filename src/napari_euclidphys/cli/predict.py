@@ -603,7 +603,7 @@ def predict_prepared_file(bundle, prepared_path, out, *, targets=None, n_draws=3
         reference = types.SimpleNamespace(wcs=prep.wcs, header=fits_header_with_pixsize(prep.pixel_pc))
         return write_maps_fits(out, pred, bundle, reference=reference, inputs=[prepared_path], overwrite=overwrite)
     gen = predict_with_band_noise(bundle, prep.bands, prep.sigma, bad=~prep.usable, n_draws=n_draws, seed=seed,
-                                  snr_min=snr_min, targets=targets)
+                                  snr_min=snr_min, targets=targets, redshift=prep.redshift)
     pred = run_with_progress(gen, desc=Path(out).name) if progress else exhaust(gen)
     reference = types.SimpleNamespace(wcs=prep.wcs, header=fits_header_with_pixsize(prep.pixel_pc))
     return write_maps_fits(out, pred, bundle, reference=reference, inputs=[prepared_path], overwrite=overwrite,
