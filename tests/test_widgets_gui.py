@@ -104,7 +104,8 @@ def test_predict_profiles_and_save_on_the_sample(euclid_viewer, qtbot, rf_bundle
         assert pred.metadata["bundle_sha256"] == ModelBundle.load(rf_bundle).sha256
         ref = regression_metrics(truth.data, pred.data)
         row = TARGETS.index(t)
-        assert widget.metrics_table.item(row, 0).text() == f"{ref['r2']:.3f}"
+        assert widget.metrics_table.item(row, 0).text() == f"{ref['bias']:.3f}"
+        assert widget.metrics_table.item(row, 4).text() == f"{ref['r2']:.3f}"
         assert widget.metrics_table.item(row, 6).text() == str(ref["n"])
         assert widget.last_metrics[t] == pytest.approx(ref, nan_ok=True)
     flags = viewer.layers[f"flags {src}"]

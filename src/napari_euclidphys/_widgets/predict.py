@@ -59,8 +59,13 @@ from ._settings import load_settings, save_settings
 __all__ = ["PredictWidget", "predict_job", "predict_band_noise_job", "METRIC_COLUMNS"]
 
 #: Metrics table columns: (key of regression_metrics, header).
-METRIC_COLUMNS = (("r2", "R²"), ("rmse", "RMSE"), ("nmad", "NMAD"), ("f_out", "f_out"), ("bias", "bias"),
+#: Bias and RMSE first: they compare with the model card; one galaxy's R² does not (see METRICS_NOTE).
+METRIC_COLUMNS = (("bias", "bias"), ("rmse", "RMSE"), ("nmad", "NMAD"), ("f_out", "f_out"), ("r2", "R²"),
                   ("pearson_r", "ρ"), ("n", "N pix"))
+METRICS_NOTE = ("Metrics of this galaxy against its truth layers (Δ = predicted − true, dex; f_out: |Δ| > 0.3 "
+                "dex). Bias and RMSE compare with the model card. R² here is not the card's pooled test R²: "
+                "one galaxy spans a narrow range of each property, so its R² can be low or negative even when "
+                "the maps are accurate.")
 _TARGET_LABEL = TARGET_SYMBOLS
 
 
@@ -177,7 +182,7 @@ class PredictWidget(QWidget):
         self.metrics_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         rows = len(TARGETS) * self.metrics_table.verticalHeader().defaultSectionSize()
         self.metrics_table.setFixedHeight(rows + self.metrics_table.horizontalHeader().sizeHint().height() + 6)
-        self.metrics_note = QLabel("Metrics vs truth layers (Δ = predicted − true, dex; f_out: |Δ| > 0.3 dex)")
+        self.metrics_note = QLabel(METRICS_NOTE)
         self.metrics_note.setWordWrap(True)
 
         dock_layout(self, "2. Predict physical maps", band_box, model_box, self.run_panel, self.metrics_note,
