@@ -165,3 +165,17 @@ def test_sample_galaxy_is_the_representative_member_of_its_population():
     toy = [dataclasses.replace(base, galaxy_id=i, log_mstar=lm, log_z_offset=float(mass_metallicity_relation(lm)) + o)
            for i, (lm, o) in enumerate([(9.9, -0.2), (10.4, 0.0), (11.5, 0.2), (10.5, 0.01), (10.0, -0.1)])]
     assert representative_member(toy, star_forming=None).galaxy_id == 1
+
+
+def test_physics_knob_types_parse_strictly():
+    import argparse
+
+    from napari_euclidphys.cli.atlas import _knob_type
+
+    assert _knob_type(2)("3") == 3 and _knob_type(0.5)("0.25") == 0.25
+    flag = _knob_type(True)
+    assert flag("false") is False and flag("True") is True  # bool("false") would be True
+    with pytest.raises(argparse.ArgumentTypeError, match="expected true or false, got 'maybe'"):
+        flag("maybe")
+    with pytest.raises(TypeError, match="neither a number nor a bool"):
+        _knob_type("O5")

@@ -158,10 +158,27 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     knobs = build.add_argument_group("physics knobs (see docs/synthetic-atlas.md)")
     for f in dataclasses.fields(SynthParams):
-        knobs.add_argument(f"--{f.name.replace('_', '-')}", dest=f"knob_{f.name}", type=type(f.default),
+        knobs.add_argument(f"--{f.name.replace('_', '-')}", dest=f"knob_{f.name}", type=_knob_type(f.default),
                            default=None, help=f"default {f.default}")
     _add_observe(sub)
     return parser
+
+
+def _knob_type(default):
+    """The argparse ``type`` of a physics knob from its default: ``bool("false")`` would be True, so
+    booleans get a strict true/false parser; numbers their own type; anything else is a programming error."""
+    if isinstance(default, bool):
+        return _strict_bool
+    if isinstance(default, (int, float)):
+        return type(default)
+    raise TypeError(f"physics knob default {default!r} is neither a number nor a bool")
+
+
+def _strict_bool(text: str) -> bool:
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
