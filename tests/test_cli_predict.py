@@ -189,7 +189,7 @@ def test_dask_streaming_equals_the_in_memory_prediction(tmp_path, bundle_dir):
     assert main([*common, "--out", str(tmp_path / "dask.fits"), "--dask", "--chunk-pixels", "115"]) == 0
     with fits.open(tmp_path / "memory.fits") as a, fits.open(tmp_path / "dask.fits") as b:
         assert [h.name for h in a] == [h.name for h in b]
-        for key in ("BUNDLE", "BUNDSHA", "NEVAL", "NOUTRNG", "CLIPH"):
+        for key in ("BUNDLE", "BUNDSHA", "NEVAL", "NOUTRNG", "CLIPH", "SIGCAL"):
             assert a[0].header[key] == b[0].header[key]
         assert b[0].header["NEVAL"] == int(np.count_nonzero(b["FLAGS"].data % 2 == 0))
         for ha, hb in zip(a[1:], b[1:]):

@@ -528,6 +528,8 @@ def predict_files_lazy(bundle, band_paths, out, *, targets=None, chunk_pixels=1_
         _check_useful(out, ny * nx, n_evaluated, n_finite, bundle.clip_h)  # the temporary file is removed
         primary["NEVAL"] = n_evaluated
         primary["NOUTRNG"] = n_out_of_range
+        primary["SIGCAL"] = (getattr(bundle, "calibration", None) is not None,  # predict_pixels calibrates
+                             "SIGMA calibrated on unseen galaxies (bundle)")
         f.seek(0)
         f.write(primary.tostring().encode("ascii"))  # same cards, same length: rewritten in place
     return Path(out)
