@@ -46,24 +46,42 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def _galaxy_resamples(sample, t, n_boot: int = 50):
+    """Pixel indices of ``n_boot`` bootstrap resamples of the galaxies (seeded): whole galaxies are drawn."""
+    ids, inverse = np.unique(sample.galaxy[t], return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(ids) + 1))
+    rng = np.random.default_rng(0)
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(ids), len(ids))
+        yield np.concatenate([order[bounds[g]:bounds[g + 1]] for g in pick])
+
+
 def _metrics(sample, t, n_boot: int = 50) -> dict:
     """Paper metrics of one target, with their spread over galaxy bootstrap resamples (``*_sd``)."""
     from napari_euclidphys.metrics import regression_metrics
 
     out = regression_metrics(sample.truth_log[t], sample.truth_log[t] + sample.residual[t])
-    galaxies = sample.galaxy[t]
-    ids, inverse = np.unique(galaxies, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(ids) + 1))
-    rng = np.random.default_rng(0)
-    boots = []
-    for _ in range(n_boot):
-        pick = rng.integers(0, len(ids), len(ids))
-        rows = np.concatenate([order[bounds[g]:bounds[g + 1]] for g in pick])
-        boots.append(regression_metrics(sample.truth_log[t][rows], sample.truth_log[t][rows] + sample.residual[t][rows]))
+    boots = [regression_metrics(sample.truth_log[t][rows], sample.truth_log[t][rows] + sample.residual[t][rows])
+             for rows in _galaxy_resamples(sample, t, n_boot)]
     for key in ("r2", "rmse", "f_out"):
         out[f"{key}_sd"] = float(np.std([b[key] for b in boots]))
     return out
+
+
+def _coverage_with_spread(sample, cal) -> list[dict]:
+    """coverage_table rows (all pixels) with ``cover1_sd`` / ``cover2_sd``: the spread over galaxy resamples."""
+    from napari_euclidphys.calibration import coverage
+    from napari_euclidphys.uncertainty import coverage_table
+
+    rows = coverage_table(sample, cal)
+    for row in rows:
+        t = row["target"]
+        sig = cal.apply(t, sample.sigma[t], sample.snr[t], sample.redshift[t]) if cal is not None else sample.sigma[t]
+        boots = [(coverage(sample.residual[t][i], sig[i], 1), coverage(sample.residual[t][i], sig[i], 2))
+                 for i in _galaxy_resamples(sample, t)]
+        row["cover1_sd"], row["cover2_sd"] = (float(v) for v in np.std(boots, axis=0))
+    return rows
 
 
 def evaluate(bundle, atlases: dict, draws: int) -> dict:
@@ -117,7 +135,7 @@ def main(argv=None) -> int:
             for name, sample in samples.items():
                 entry["test"][name] = {
                     "metrics": {t: _metrics(sample, t) for t in bundle.targets},
-                    "coverage": coverage_table(sample, cal),
+                    "coverage": _coverage_with_spread(sample, cal),
                     "coverage_raw": coverage_table(sample, None),
                     "coverage_snr": coverage_table(sample, cal, "snr"),
                     "coverage_z": coverage_table(sample, cal, "redshift") if name == "observed" else [],
@@ -125,7 +143,7 @@ def main(argv=None) -> int:
                 for t in bundle.targets:
                     r, s = sample.residual[t], sample.sigma[t]
                     curves[(f"{bundle.kind} {trained.split('-')[0]} on {name}", t, "calibrated")] = (
-                        r, cal.apply(t, s, sample.snr[t]))
+                        r, cal.apply(t, s, sample.snr[t], sample.redshift[t]))
             entry["worst_gap_pp"] = {name: nominal_gap(entry["test"][name]["coverage"]) for name in samples}
             results[bundle.name] = entry
             if args.write_calibration:
@@ -166,7 +184,8 @@ def card_with_calibration(card: str, entry: dict, args) -> str:
         rows += [f"| {test} | {_LABEL[r['target']]} | {100 * r['cover1']:.1f} | {100 * r['cover2']:.1f} |"
                  for r in res["coverage"]]
     section = (f"{CARD_SECTION}\n\nThe σ this bundle reports is calibrated: σ_cal = √((a σ)² + b²) per target and H_E S/N bin "
-               "(noise-free inputs have a bin of their own), with σ the model's spread ⊕ the propagated band noise, "
+               "(noise-free inputs have a bin of their own) and, for prepared observations, per redshift within "
+               "each S/N bin, with σ the model's spread ⊕ the propagated band noise, "
                f"fitted on {_describe(args.calib)} and its observed, prepared version (never seen in training). "
                f"Coverage on other unseen test galaxies ({_describe(args.test)}, ideal and observed; nominal "
                "68.3 % and 95.4 %):\n\n" + "\n".join(rows) + "\n\n")
@@ -185,14 +204,14 @@ def markdown(results: dict, seconds: float, args) -> str:
                 lines.append(f"| {e['kind']} | {e['trained'].split('-')[0]} | {test} | {_LABEL[t]} | "
                              f"{m['r2']:.3f} ± {m['r2_sd']:.3f} | {m['rmse']:.3f} ± {m['rmse_sd']:.3f} | "
                              f"{100 * m['f_out']:.1f} ± {100 * m['f_out_sd']:.1f} |")
-    lines += ["", "### Coverage of the calibrated σ (raw σ in brackets), test galaxies", "",
-              "| model | trained on | tested on | target | 1σ [%] (raw) | 2σ [%] (raw) |", "|---|---|---|---|---|---|"]
+    lines += ["", "### Coverage of the calibrated σ (± spread over 50 galaxy resamples; raw σ in brackets), test galaxies", "",
+              "| model | trained on | tested on | target | 1σ [%] ± spread (raw) | 2σ [%] ± spread (raw) |", "|---|---|---|---|---|---|"]
     for name, e in results.items():
         for test, res in e["test"].items():
             for row, raw in zip(res["coverage"], res["coverage_raw"]):
                 lines.append(f"| {e['kind']} | {e['trained'].split('-')[0]} | {test} | {_LABEL[row['target']]} | "
-                             f"{100 * row['cover1']:.1f} ({100 * raw['cover1']:.1f}) | "
-                             f"{100 * row['cover2']:.1f} ({100 * raw['cover2']:.1f}) |")
+                             f"{100 * row['cover1']:.1f} ± {100 * row['cover1_sd']:.1f} ({100 * raw['cover1']:.1f}) | "
+                             f"{100 * row['cover2']:.1f} ± {100 * row['cover2_sd']:.1f} ({100 * raw['cover2']:.1f}) |")
     lines += ["", "### Coverage per H_E S/N bin and per redshift (observed test galaxies; bins with ≥ 5 % of pixels)", "",
               "| model | trained on | target | bin | pixels [%] | 1σ [%] | 2σ [%] |", "|---|---|---|---|---|---|---|"]
     for name, e in results.items():
