@@ -113,9 +113,9 @@ def test_bands_from_layers_refuses_mixed_shapes_and_wrong_units():
     bad_scale = good[:3] + [FakeLayer(name="H fine", data=_ramp(), metadata={}, ndim=2, scale=(0.05, 0.05))]
     for ly in bad_scale[:3]:
         ly.scale = (0.1, 0.1)
-    with pytest.raises(ValueError, match="different pixel scales.*H fine: \\(0.05, 0.05\\)"):
+    with pytest.raises(ValueError, match="differ in pixel scale.*H fine: \\(0.05, 0.05\\)"):
         bands_from_layers(bad_scale)
-    with pytest.raises(ValueError, match="need 4 band layers"):
+    with pytest.raises(ValueError, match="need 4 band images"):
         bands_from_layers(good[:3])
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generator, TypeVar
 
-__all__ = ["Progress", "ProgressGenerator", "run_with_progress", "exhaust", "collect"]
+__all__ = ["Progress", "ProgressGenerator", "run_with_progress", "relay", "exhaust", "collect"]
 
 T = TypeVar("T")
 
@@ -56,6 +56,22 @@ def run_with_progress(gen: ProgressGenerator[T], desc: str | None = None, disabl
     finally:
         if bar is not None:
             bar.close()
+
+
+def relay(gen: ProgressGenerator[T], done: int, total: int, span: int = 0, prefix: str = "") -> ProgressGenerator[T]:
+    """Pass a sub-generator's steps on as part of a larger piece of work; return its result.
+
+    A step that has done the fraction f of ``gen``'s work becomes ``done + int(span * f)`` units of
+    ``total`` (``span`` = 0: the sub-work is shown at ``done`` throughout), and its message is
+    ``prefix`` + the step's message (or "k/n" when it has none).  Every step stays a yield, so a
+    caller can still cancel between them.
+    """
+    while True:
+        try:
+            step = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield Progress(done + int(span * step.fraction), total, f"{prefix}{step.message or f'{step.done}/{step.total}'}")
 
 
 def exhaust(gen: ProgressGenerator[T]) -> T:

@@ -71,29 +71,34 @@ def band_layer_for(band: str, layers) -> object | None:
     return None
 
 
+def _layer_grid(layer):
+    """The :class:`napari_euclidphys.io.bands.BandGrid` of a band layer.
+
+    The pixel side is the file's (metadata ``pixel_pc``, else ``pixel_arcsec``, as the predict
+    command reads it), else the layer's scale in unnamed world units; WCS and unit from metadata.
+    """
+    from ..io.bands import BandGrid
+
+    meta = _metadata(layer)
+    side, unit = next(((meta[k], u) for k, u in (("pixel_pc", "pc"), ("pixel_arcsec", "arcsec")) if meta.get(k)),
+                      (None, ""))
+    scale = (side, side) if side else tuple(np.asarray(getattr(layer, "scale", (1.0, 1.0)), float)[-2:])
+    return BandGrid(name=layer.name, shape=tuple(layer.data.shape), scale=tuple(map(float, scale)),
+                    scale_unit=unit, wcs=meta.get("wcs"), unit=meta.get("unit"))
+
+
 def bands_from_layers(band_layers) -> np.ndarray:
     """Stack four band layers (BANDS order) into (4, ny, nx) MJy/sr in FITS row order.
 
-    Layer data are in display order; they are flipped back.  Dask-backed layers give a lazy dask
-    stack (nothing is read here); numpy layers give a float32 numpy stack.
+    The layers are checked as a band set (:func:`napari_euclidphys.io.bands.check_band_set`, the
+    predict command's check: ValueError naming the layer and why).  Layer data are in display
+    order; they are flipped back.  Dask-backed layers give a lazy dask stack (nothing is read
+    here); numpy layers give a float32 numpy stack.
     """
+    from ..io.bands import check_band_set
+
     band_layers = list(band_layers)
-    if len(band_layers) != len(BANDS):
-        raise ValueError(f"need {len(BANDS)} band layers ({', '.join(BAND_LABELS.values())}), got {len(band_layers)}")
-    shapes = {tuple(ly.data.shape) for ly in band_layers}
-    if len(shapes) != 1:
-        detail = ", ".join(f"{ly.name}: {tuple(ly.data.shape)}" for ly in band_layers)
-        raise ValueError(f"band layers differ in shape ({detail}); resample them onto one pixel grid first")
-    if next(iter(shapes)).__len__() != 2:
-        raise ValueError(f"band layers must be 2-D images, got shape {next(iter(shapes))}")
-    scales = [np.asarray(getattr(ly, "scale", (1.0, 1.0)), float)[-2:] for ly in band_layers]
-    if any(not np.allclose(sc, scales[-1], rtol=1e-6, atol=0) for sc in scales):
-        detail = ", ".join(f"{ly.name}: ({sc[0]:g}, {sc[1]:g})" for ly, sc in zip(band_layers, scales))
-        raise ValueError(f"band layers have different pixel scales ({detail}); resample them onto one grid first")
-    for ly in band_layers:
-        unit = _metadata(ly).get("unit")
-        if unit not in (None, "MJy/sr"):
-            raise ValueError(f"layer {ly.name!r} is in {unit!r}; the models need surface brightness in MJy/sr")
+    check_band_set(_layer_grid(ly) for ly in band_layers)
     data = [display_rows(ly.data) for ly in band_layers]
     if any(type(d).__module__.startswith("dask") for d in data):
         import dask.array as da

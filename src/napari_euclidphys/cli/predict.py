@@ -120,21 +120,6 @@ def _bytes_per_pixel(n_targets: int) -> int:
     return 16 + 4 + 12 * n_targets + 1 + 4
 
 
-def _image_shape(path):
-    """(ny, nx) of the image HDU read_band_image would read, from the header only; None if unknown."""
-    from astropy.io import fits
-
-    from ..io.fits import _choose_hdu
-
-    try:
-        with fits.open(path) as hdul:  # headers only: data are not read
-            shape = tuple(int(n) for n in _choose_hdu(hdul, None, Path(path)).shape)
-    except Exception:  # noqa: BLE001 - read_band_image will report the file's problem properly
-        return None
-    squeezed = tuple(n for n in shape if n != 1) or shape
-    return squeezed if len(squeezed) == 2 else None
-
-
 def check_memory(paths, n_targets: int) -> None:
     """Refuse (CliError) band images whose prediction would not fit in memory, before reading them.
 
@@ -145,7 +130,7 @@ def check_memory(paths, n_targets: int) -> None:
 
     from ..io import fits as fits_io
 
-    shape = next((s for s in map(_image_shape, paths) if s is not None), None)
+    shape = next((s for s in map(fits_io.image_shape, paths) if s is not None), None)
     if shape is None:
         return
     need = int(np.prod(shape, dtype=np.int64)) * _bytes_per_pixel(n_targets)
@@ -157,54 +142,6 @@ def check_memory(paths, n_targets: int) -> None:
             "use --dask (streams the maps block by block), cut the mosaic into tiles, or use "
             "napari_euclidphys.inference.predict_map_dask on bands opened "
             "with napari_euclidphys.io.fits.open_band_dask")
-
-
-class _NotComparable(Exception):
-    """Two WCS that cannot be put in one frame."""
-
-
-def _wcs_kind(wcs) -> str:
-    if wcs is None:
-        return "none"
-    return "celestial" if wcs.has_celestial else "linear"
-
-
-def _grid_offset(ref, img, shape) -> float | None:
-    """Largest offset [pixels] between the pixel grids of two images' WCS.
-
-    Celestial WCS are compared on the sky (``pixel_to_world`` → SkyCoord → the other WCS's frame, so
-    RA/Dec against GLON/GLAT works); linear WCS when their axes and units agree.  None when either
-    image has no WCS; :class:`_NotComparable` when the two cannot be put in one frame.
-    """
-    import numpy as np
-
-    kinds = _wcs_kind(ref.wcs), _wcs_kind(img.wcs)
-    if "none" in kinds:
-        return None
-    ny, nx = shape
-    px = np.array([0, nx - 1, 0, nx - 1, (nx - 1) / 2], float)
-    py = np.array([0, 0, ny - 1, ny - 1, (ny - 1) / 2], float)
-    if kinds[0] != kinds[1]:
-        raise _NotComparable(f"one WCS is {kinds[0]}, the other {kinds[1]}")
-    try:
-        if kinds[0] == "celestial":
-            sky = ref.wcs.celestial.pixel_to_world(px, py)
-            qx, qy = img.wcs.celestial.world_to_pixel(sky)  # converted to img's frame (ICRS, galactic …)
-        else:
-            same = (list(ref.wcs.wcs.ctype) == list(img.wcs.wcs.ctype)
-                    and [str(c) for c in ref.wcs.wcs.cunit] == [str(c) for c in img.wcs.wcs.cunit])
-            if not same:
-                raise _NotComparable(f"axes {list(ref.wcs.wcs.ctype)} vs {list(img.wcs.wcs.ctype)}")
-            world = ref.wcs.pixel_to_world_values(px, py)
-            qx, qy = img.wcs.world_to_pixel_values(*world)
-        off = np.hypot(np.asarray(qx) - px, np.asarray(qy) - py)
-    except _NotComparable:
-        raise
-    except Exception as err:  # noqa: BLE001 - a WCS astropy cannot evaluate
-        raise _NotComparable(f"{type(err).__name__}: {err}") from None
-    if not np.all(np.isfinite(off)):
-        raise _NotComparable("the WCS gives non-finite positions")
-    return float(np.max(off))
 
 
 def _check_band_files(paths, labels) -> None:
@@ -288,40 +225,15 @@ def _check_band_name(img, expected: str, named: bool = False) -> None:
 
 
 def _check_band_set(images, shapes) -> None:
-    """The four images must share shape, pixel scale and pixel grid (CliError naming the files).
+    """The shared band-set check (:func:`napari_euclidphys.io.bands.check_band_set`); its warnings on stderr."""
+    from ..io.bands import BandSetError, band_grid, check_band_set
 
-    The grids are compared in one frame (see :func:`_grid_offset`); images that cannot be compared
-    are refused, and images without any WCS are accepted with a warning that the grid is unchecked.
-    """
-    import numpy as np
-
-    if len(set(shapes)) != 1:
-        detail = ", ".join(f"{img.path.name} {shape}" for img, shape in zip(images, shapes))
-        raise CliError(f"band images differ in shape: {detail}")
-    scales = [img.pixel_scale_pc_or_arcsec for img in images]
-    known = [s for s in scales if s is not None]
-    if len({unit for _, unit in known}) == 1 and known:
-        values = np.array([v for v, _ in known])
-        if np.any(np.abs(values / values[0] - 1) > 0.01):
-            detail = ", ".join(f"{img.path.name} {s[0]:.4g} {s[1]}" for img, s in zip(images, scales) if s)
-            raise CliError(f"band images differ in pixel scale: {detail}")
-    unchecked = []
-    for img in images[1:]:
-        try:
-            off = _grid_offset(images[0], img, shapes[0])
-        except _NotComparable as why:
-            raise CliError(f"{img.path}: its WCS cannot be compared with that of {images[0].path.name} ({why}); "
-                           "the four band images must be on one pixel grid with WCS of one kind "
-                           "(reproject them first)") from None
-        if off is None:
-            unchecked.append(img)
-        elif off > 0.25:
-            raise CliError(f"{img.path}: its WCS puts it {off:.3g} pixels away from {images[0].path.name}; "
-                           "the four band images must be on one pixel grid (reproject them first)")
-    if unchecked:
-        nowcs = [img.path.name for img in images if img.wcs is None]
-        _warn(f"pixel grids NOT checked: {', '.join(nowcs)} ha{'s' if len(nowcs) == 1 else 've'} no usable WCS; "
-              "the four band images are assumed to be on one pixel grid")
+    try:
+        warnings = check_band_set(band_grid(img, shape) for img, shape in zip(images, shapes))
+    except BandSetError as err:
+        raise CliError(str(err)) from None
+    for warning in warnings:
+        _warn(warning)
 
 
 def _ascii(text) -> str:
@@ -465,7 +377,7 @@ def predict_files_lazy(bundle, band_paths, out, *, targets=None, chunk_pixels=1_
 
     from .. import BANDS
     from ..inference import predict_map_dask
-    from ..io.fits import open_band_dask
+    from ..io.fits import image_shape, open_band_dask
     from ..io.safe import atomic_path, check_can_write
 
     from ..io.safe import check_writable
@@ -473,7 +385,7 @@ def predict_files_lazy(bundle, band_paths, out, *, targets=None, chunk_pixels=1_
     check_writable(out)
     check_can_write(out, overwrite)
     _check_band_files(band_paths, _band_labels(named))
-    shape = _image_shape(band_paths[0])
+    shape = image_shape(band_paths[0])
     width = shape[1] if shape else 1
     rows = max(1, int(chunk_pixels) // width)
     lazy, images = [], []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -153,11 +154,12 @@ def check_xy(X, y=None) -> tuple[np.ndarray, np.ndarray | None]:
     return X, y
 
 
-class Estimator:
+class Estimator(ABC):
     """Interface of every estimator (see module docstring).
 
     Subclasses define ``kind``, ``fit_iter``, ``predict_with_spread``, ``_save_model`` and
-    ``_load_model``.
+    ``_load_model``; callers use ``fit_iter`` / ``predict_with_spread`` of any estimator alike
+    (an estimator without a spread gives NaN).
     """
 
     kind: str = ""
@@ -175,16 +177,18 @@ class Estimator:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
 
     # -- fitting ---------------------------------------------------------------------------
+    @abstractmethod
     def fit_iter(self, X, y, X_val=None, y_val=None) -> ProgressGenerator["Estimator"]:
-        raise NotImplementedError
+        """Fit as a progress generator (a cancel point per step); returns self."""
 
     def fit(self, X, y, X_val=None, y_val=None) -> "Estimator":
         """Fit on scaled features X (N, F) and log10 targets y (N,); returns self."""
         return exhaust(self.fit_iter(X, y, X_val, y_val))
 
     # -- prediction --------------------------------------------------------------------------
+    @abstractmethod
     def predict_with_spread(self, X) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """(mean, std) float32 (N,) log10 prediction and its 1σ spread [dex]; std NaN when there is none."""
 
     def predict(self, X) -> np.ndarray:
         """log10 prediction, float32 (N,)."""

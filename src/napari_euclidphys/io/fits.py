@@ -273,6 +273,17 @@ def _choose_hdu(hdul, hdu, path):
     return chosen
 
 
+def image_shape(path) -> tuple[int, int] | None:
+    """(ny, nx) of the image HDU :func:`read_band_image` would read, from the header only; None if unknown."""
+    try:
+        with fits.open(path) as hdul:  # headers only: data are not read
+            shape = tuple(int(n) for n in _choose_hdu(hdul, None, Path(path)).shape)
+    except Exception:  # noqa: BLE001 - read_band_image will report the file's problem properly
+        return None
+    squeezed = tuple(n for n in shape if n != 1) or shape
+    return squeezed if len(squeezed) == 2 else None
+
+
 def read_fits_image(
     path: str | os.PathLike, hdu: int | str | None = None, max_bytes: int | None = None
 ) -> FitsImage:

@@ -2,10 +2,13 @@
 
 :func:`train_models` assembles the usable pixels of an atlas, splits them by galaxy, scales the
 features on the training range, trains one estimator per (model, target) and evaluates it on the
-test and training sets; optionally with N repeats (epistemic spread), RF Gini importance, LOFO,
-the Appendix D colour check, chained regression Σ⋆ → Z⋆ → t⋆, grouped K-fold cross-validation and
-an RF GridSearchCV.  It returns a :class:`TrainingResult` holding the model bundles (one per model,
-all targets) and every table.  :func:`run_grid` runs the 27 cases of the paper's Table 3.
+test and training sets; optionally with N repeats (epistemic spread), RF Gini importance and the
+experiments of their own modules: LOFO and the Appendix D colour check (:mod:`.ablation`), chained
+regression Σ⋆ → Z⋆ → t⋆ (:mod:`.chained`), grouped K-fold cross-validation and an RF GridSearchCV
+(:mod:`.selection`).  Every fit goes through :class:`~napari_euclidphys.training.fitting.Units`, one
+progress count for the whole run.  It returns a :class:`TrainingResult` holding the model bundles
+(one per model, all targets) and every table.  :func:`run_grid` runs the 27 cases of the paper's
+Table 3; :func:`run_projection_experiment` the Appendix A projections.
 
 The napari "Train models" widget and ``napari-euclidphys-train`` both drive these generators; each
 ``yield`` is a point where the GUI may cancel.
@@ -14,19 +17,21 @@ The napari "Train models" widget and ``napari-euclidphys-train`` both drive thes
 from __future__ import annotations
 
 import gc
-
 import time
-from pathlib import Path
 from dataclasses import asdict, dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
 
-from .. import BANDS, TARGETS, __version__
+from .. import TARGETS, __version__
 from ..baseline import ColourMLRelation
-from ..progress import Progress, ProgressGenerator
+from ..progress import Progress, ProgressGenerator, relay
+from ..training.ablation import colour_check, colour_check_fits, leave_one_band_out, lofo_fits
 from ..training.assemble import PixelSet, as_atlas, assemble_pixels
-from ..training.splits import GalaxySplit, grouped_folds, split_galaxies, validation_mask
+from ..training.chained import chained_fits, chained_regression
+from ..training.fitting import FitData, Units, estimator_params, metric_row
+from ..training.selection import cross_validate, cv_fits, rf_grid_search, tune_forest
+from ..training.splits import GalaxySplit, split_galaxies, validation_mask
 
 __all__ = ["TrainingConfig", "TrainingResult", "GridResult", "train_models", "run_grid",
            "run_projection_experiment",
@@ -197,94 +202,16 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _estimator_params(kind: str, config: TrainingConfig, repeat: int, target: str | None = None) -> dict:
-    params = dict(config.model_params.get(kind, {}))
-    seed = int(config.seed) + int(repeat)
-    if kind == "rf":
-        params.setdefault("random_state", seed)
-    elif kind == "dnn":
-        params.setdefault("seed", seed)
-        if config.checkpoint_dir and target is not None:
-            # one folder per network of the main training, so a killed run resumes where it stopped
-            params.setdefault("checkpoint_dir", str(Path(config.checkpoint_dir) / f"dnn_{target}_r{repeat}"))
-    return params
+# ------------------------------------------------------------------------------- the data
 
 
-def _fit(kind, params, X, y, X_val, y_val, done, total, label):
-    """Progress generator: make and fit one estimator, forwarding its epoch/tree progress."""
-    from ..estimators import make_estimator
-
-    est = make_estimator(kind, **params)
-    if hasattr(est, "fit_iter"):
-        gen = est.fit_iter(X, y, X_val, y_val)
-        while True:
-            try:
-                step = next(gen)
-            except StopIteration as stop:
-                est = stop.value if stop.value is not None else est
-                break
-            yield Progress(done, total, f"{label} {step.message or f'{step.done}/{step.total}'}")
-    else:
-        yield Progress(done, total, label)
-        est.fit(X, y, X_val, y_val)
-    return est
-
-
-def _predict(est, X):
-    """(mean, std) log predictions float32; std NaN where the estimator gives none."""
-    if hasattr(est, "predict_with_spread"):
-        mean, std = est.predict_with_spread(X)
-        return np.asarray(mean, np.float32), np.asarray(std, np.float32)
-    mean = np.asarray(est.predict(X), np.float32)
-    return mean, np.full_like(mean, np.nan)
-
-
-def _row(model, feats, target, dataset, repeat, metrics):
-    return {"model": model, "features": feats, "target": target, "dataset": dataset,
-            "repeat": int(repeat), **metrics}
-
-
-def _rf_importance(est):
-    """Gini importances of a fitted forest estimator (tries the wrapper, then its sklearn model)."""
-    for obj in (est, getattr(est, "model", None), getattr(est, "model_", None),
-                getattr(est, "estimator", None), getattr(est, "forest", None)):
-        imp = getattr(obj, "feature_importances_", None) if obj is not None else None
-        if imp is not None:
-            return np.asarray(imp, dtype=float)
-    return None
-
-
-def tune_forest(X, y, groups, *, seed: int = 0, subset_fraction: float = 0.2, n_splits: int = 3,
-                param_grid: dict | None = None, n_jobs: int = -1) -> dict:
-    """GridSearchCV of a RandomForestRegressor on a seeded subset of training pixels (paper Sect. 3.1).
-
-    Folds are grouped by galaxy (``GroupKFold``); the score is −RMSE in dex.  Returns
-    ``{"best_params": ..., "cv_rmse": ..., "table": [rows]}`` where best_params uses the names of
-    :func:`napari_euclidphys.estimators.make_estimator` ("n_estimators", "min_samples_leaf",
-    "max_leaf_nodes").
-    """
-    from sklearn.ensemble import RandomForestRegressor
-    from sklearn.model_selection import GridSearchCV, GroupKFold
-
-    rng = np.random.default_rng(seed)
-    n = len(y)
-    take = np.sort(rng.choice(n, size=max(int(subset_fraction * n), min(n, 10)), replace=False))
-    grid = param_grid or {"n_estimators": [50, 100], "min_samples_leaf": [1, 5, 20],
-                          "max_leaf_nodes": [None, 4096]}
-    n_groups = np.unique(np.asarray(groups)[take]).size
-    cv = GroupKFold(n_splits=max(2, min(n_splits, n_groups)))
-    search = GridSearchCV(RandomForestRegressor(random_state=seed, n_jobs=n_jobs), grid,
-                          scoring="neg_root_mean_squared_error", cv=cv, refit=False)
-    search.fit(np.asarray(X)[take], np.asarray(y)[take], groups=np.asarray(groups)[take])
-    table = [{"params": {k: (None if v is None else int(v)) for k, v in p.items()},
-              "rmse": float(-s)} for p, s in zip(search.cv_results_["params"],
-                                                 search.cv_results_["mean_test_score"])]
-    best = {k: (None if v is None else int(v)) for k, v in search.best_params_.items()}
-    return {"best_params": best, "cv_rmse": float(-search.best_score_), "n_pixels": int(take.size),
-            "table": table}
-
-
-# ------------------------------------------------------------------------------- the core
+def _split(pixels: PixelSet, config: TrainingConfig) -> GalaxySplit:
+    """The galaxy split: ``config.test_galaxy_ids`` when given, else a seeded ``test_fraction``."""
+    if config.test_galaxy_ids is None:
+        return split_galaxies(pixels.galaxy_ids, config.test_fraction, config.seed)
+    test_ids = tuple(sorted(int(g) for g in config.test_galaxy_ids))
+    train_ids = tuple(int(g) for g in np.setdiff1d(pixels.galaxy_ids, test_ids))
+    return GalaxySplit(train_ids, test_ids, config.seed, len(test_ids) / len(pixels.galaxy_ids))
 
 
 def _noisy_copies(train: PixelSet, test: PixelSet, spec: dict, pixel_pc: float, seed: int):
@@ -301,36 +228,15 @@ def _noisy_copies(train: PixelSet, test: PixelSet, spec: dict, pixel_pc: float, 
     return train, test
 
 
-def train_models(atlas, config: TrainingConfig | None = None, *, pixels: PixelSet | None = None,
-                 **overrides) -> ProgressGenerator[TrainingResult]:
-    """Train and evaluate the configured models on ``atlas`` (an ``Atlas`` or folder).
+def _fit_data(atlas, pixels: PixelSet, split: GalaxySplit, config: TrainingConfig) -> FitData:
+    """Split by galaxy, subsample and augment the training pixels, scale the features on their range.
 
-    Keyword ``overrides`` are :class:`TrainingConfig` fields.  ``pixels`` (an already assembled
-    :class:`PixelSet` of the same atlas) skips reading the images again (used by :func:`run_grid`).
-    Yields :class:`~napari_euclidphys.progress.Progress`; returns a :class:`TrainingResult`.
+    The test galaxies never reach training, validation or scaling.
     """
     from ..features import MinMaxScaling, band_features, feature_names
-    from ..bundle import ModelBundle
-    from ..metrics import regression_metrics
 
-    config = replace(config, **overrides) if config is not None else TrainingConfig(**overrides)
-    atlas = as_atlas(atlas)
-    if pixels is None:
-        pixels = yield from assemble_pixels(atlas, projections=config.projections, targets=config.targets,
-                                            clip_h=config.clip_h, scheduler=config.scheduler)
-    targets = pixels.targets
-    fs = config.feature_set
-
-    # --- split by galaxy; the test galaxies never reach training, validation or scaling
-    if config.test_galaxy_ids is not None:
-        test_ids = tuple(sorted(int(g) for g in config.test_galaxy_ids))
-        train_ids = tuple(int(g) for g in np.setdiff1d(pixels.galaxy_ids, test_ids))
-        split = GalaxySplit(train_ids, test_ids, config.seed, len(test_ids) / len(pixels.galaxy_ids))
-    else:
-        split = split_galaxies(pixels.galaxy_ids, config.test_fraction, config.seed)
     is_test = np.isin(pixels.galaxy, np.asarray(split.test_ids, dtype=np.int64))
-    train = pixels.subset(~is_test)
-    test = pixels.subset(is_test)
+    train, test = pixels.subset(~is_test), pixels.subset(is_test)
     if len(train) == 0 or len(test) == 0:
         raise ValueError("the galaxy split left no training or no test pixel")
     if config.max_train_pixels is not None and len(train) > config.max_train_pixels:
@@ -339,207 +245,151 @@ def train_models(atlas, config: TrainingConfig | None = None, *, pixels: PixelSe
     if config.noise_augmentation:
         train, test = _noisy_copies(train, test, config.noise_augmentation, atlas.pixel_pc(), config.seed)
     is_val = validation_mask(len(train), config.validation_fraction, config.seed + 1)
-    fit_rows = ~is_val
-
-    X_train_raw = band_features(train.log_bands, fs)
-    scaling = MinMaxScaling.fit(X_train_raw)
-    X_train = scaling.transform(X_train_raw)
-    del X_train_raw
-    X_test = scaling.transform(band_features(test.log_bands, fs))
-    names = feature_names(fs)
+    raw = band_features(train.log_bands, config.feature_set)
+    scaling = MinMaxScaling.fit(raw)
+    X_train = scaling.transform(raw)
+    del raw
     rng = np.random.default_rng(config.seed + 2)
     eval_train = (np.sort(rng.choice(len(train), TRAIN_EVAL_PIXELS, replace=False))
                   if len(train) > TRAIN_EVAL_PIXELS else np.arange(len(train)))
+    return FitData(train, test, X_train, scaling.transform(band_features(test.log_bands, config.feature_set)),
+                   ~is_val, is_val, eval_train, feature_names(config.feature_set), scaling)
 
-    n_units = len(config.models) * len(targets) * config.repeats
-    n_units += (len(targets) * len(BANDS) * len([m for m in config.models if m in ("rf", "dnn")])
-                if config.lofo and fs != "h" else 0)
-    n_units += 6 if config.colour_check else 0
-    n_units += 3 * len(config.models) if config.chained else 0
-    n_units += config.cv_folds * len(config.models) * len(targets)
-    done = 0
-    metrics_rows: list = []
-    timing: list = []
-    bundles: dict = {}
-    test_predictions: dict = {}
-    importance_rows: list = []
 
-    # --- optional RF grid search on a 20 % subset, folds grouped by galaxy
-    grid_search = None
-    if config.rf_grid_search and "rf" in config.models:
-        yield Progress(done, n_units, "RF GridSearchCV")
-        grid_search = {}
-        for target in targets:
-            grid_search[target] = tune_forest(X_train[fit_rows], train.target(target)[fit_rows],
-                                              train.galaxy[fit_rows], seed=config.seed,
-                                              param_grid=config.rf_param_grid)
-        # one forest setting for all targets: the best of the first target (Σ⋆ by default)
-        best = grid_search[targets[0]]["best_params"]
-        config = replace(config, model_params={**config.model_params,
-                                               "rf": {**config.model_params.get("rf", {}), **best}})
+# ------------------------------------------------------------------------------- the models
 
-    # --- the classical colour–M/L baseline for Σ⋆
-    baseline = None
-    if "mass" in targets:
-        baseline = ColourMLRelation().fit(train.log_bands, train.target("mass"))
-        for dataset, ps, rows in (("test", test, slice(None)), ("train", train, eval_train)):
-            metrics_rows.append(_row(baseline.name, "VIS,H", "mass", dataset, 0, regression_metrics(
-                ps.target("mass")[rows], baseline.predict(ps.log_bands[rows]))))
 
-    # --- the models: one estimator per target, repeated for the epistemic spread
+def _baseline(data: FitData) -> tuple:
+    """(the colour–M/L relation for Σ⋆ fitted on the training pixels, its test and training metric rows)."""
+    from ..metrics import regression_metrics
+
+    if "mass" not in data.targets:
+        return None, []
+    baseline = ColourMLRelation().fit(data.train.log_bands, data.train.target("mass"))
+    rows = [metric_row(baseline.name, "VIS,H", "mass", dataset, 0, regression_metrics(
+        ps.target("mass")[take], baseline.predict(ps.log_bands[take])))
+        for dataset, ps, take in (("test", data.test, slice(None)), ("train", data.train, data.eval_train))]
+    return baseline, rows
+
+
+def _fit_models(data: FitData, config: TrainingConfig, units: Units) -> ProgressGenerator[tuple]:
+    """Every configured model, one estimator per target, ``config.repeats`` times (the epistemic spread).
+
+    Returns (test and training metric rows, {kind: {target: estimator}}, {kind: {target: (mean, std)}}
+    test predictions in dex, timing rows); estimators and predictions are those of repeat 0.
+    """
+    from ..metrics import regression_metrics
+
+    rows, estimators, predictions, timing = [], {}, {}, []
     for kind in config.models:
-        test_predictions[kind] = {}
-        t0 = time.perf_counter()
-        for target in targets:
-            y = train.target(target)
+        estimators[kind], predictions[kind], t0 = {}, {}, time.perf_counter()
+        for target in data.targets:
+            y = data.train.target(target)
             for r in range(config.repeats):
                 label = f"{kind} {target} ({r + 1}/{config.repeats})"
-                est = yield from _fit(kind, _estimator_params(kind, config, r, target), X_train[fit_rows],
-                                      y[fit_rows], X_train[is_val], y[is_val], done, n_units, label)
-                done += 1
-                mean, std = _predict(est, X_test)
-                metrics_rows.append(_row(kind, fs, target, "test", r,
-                                         regression_metrics(test.target(target), mean)))
-                train_pred = np.asarray(est.predict(X_train[eval_train]), np.float32)
-                metrics_rows.append(_row(kind, fs, target, "train", r,
-                                         regression_metrics(y[eval_train], train_pred)))
+                est = yield from units.fit(kind, estimator_params(kind, config, r, target),
+                                           *data.fit_args(data.X_train, y), label)
+                mean, std = (np.asarray(a, np.float32) for a in est.predict_with_spread(data.X_test))
+                train_pred = np.asarray(est.predict(data.X_train[data.eval_train]), np.float32)
+                rows += [metric_row(kind, config.feature_set, target, "test", r,
+                                    regression_metrics(data.test.target(target), mean)),
+                         metric_row(kind, config.feature_set, target, "train", r,
+                                    regression_metrics(y[data.eval_train], train_pred))]
                 if r == 0:
-                    bundles.setdefault(kind, {})[target] = est
-                    test_predictions[kind][target] = (mean, std)
-                    if kind == "rf" and config.importance:
-                        imp = _rf_importance(est)
-                        if imp is not None:
-                            importance_rows += [{"model": kind, "target": target, "feature": n,
-                                                 "importance": float(v)} for n, v in zip(names, imp)]
-                yield Progress(done, n_units, label)
+                    estimators[kind][target], predictions[kind][target] = est, (mean, std)
+                yield units.step(label)
         timing.append({"model": kind, "seconds": time.perf_counter() - t0,
-                       "fits": len(targets) * config.repeats, "n_fit_pixels": int(fit_rows.sum()),
+                       "fits": len(data.targets) * config.repeats, "n_fit_pixels": int(data.fit_rows.sum()),
                        "process_peak_rss_mb": _peak_rss_mb()})
+    return rows, estimators, predictions, timing
 
-    # --- per-pixel uncertainty calibration on the test set, of the models as saved in the bundles
-    # (repeat 0; a DNN has a spread only when it is an ensemble, n_members > 1)
-    calibration = []
-    for kind, per_target in test_predictions.items():
+
+def _importance(estimators: dict, names: list, config: TrainingConfig) -> list:
+    """RF Gini importance rows (model, target, feature, importance) of the saved forests."""
+    if not config.importance:
+        return []
+    return [{"model": "rf", "target": target, "feature": n, "importance": float(v)}
+            for target, est in estimators.get("rf", {}).items() for n, v in zip(names, est.feature_importances_)]
+
+
+def _calibration(predictions: dict, test: PixelSet) -> list:
+    """Per-pixel σ calibration on the test set of the models as saved in the bundles (repeat 0).
+
+    A DNN has a spread only when it is an ensemble (n_members > 1); models without one get no row.
+    """
+    rows = []
+    for kind, per_target in predictions.items():
         for target, (mean, std) in per_target.items():
             if np.isfinite(std).any():
-                calibration.append({
+                rows.append({
                     "model": kind, "target": target,
                     "source": "ensemble of the bundle's networks" if kind == "dnn" else "spread over trees",
                     "frac_1sigma": calibration_fraction(test.target(target), mean, std, 1.0),
                     "frac_2sigma": calibration_fraction(test.target(target), mean, std, 2.0),
                     "median_sigma": float(np.nanmedian(std))})
+    return rows
 
-    # --- leave-one-feature-out (band) for RF and DNN: ΔRMSE = RMSE(without band) − RMSE(all)
-    lofo_rows = []
-    if config.lofo and fs != "h":
-        for kind in [m for m in config.models if m in ("rf", "dnn")]:
-            for target in targets:
-                rmse_all = regression_metrics(test.target(target), test_predictions[kind][target][0])["rmse"]
-                for band in BANDS:
-                    use = tuple(b for b in BANDS if b != band)
-                    raw = band_features(train.log_bands, fs, use=use)
-                    sc = MinMaxScaling.fit(raw)
-                    Xl = sc.transform(raw)
-                    del raw
-                    y = train.target(target)
-                    label = f"LOFO {kind} {target} -{band}"
-                    est = yield from _fit(kind, _estimator_params(kind, config, 0), Xl[fit_rows],
-                                          y[fit_rows], Xl[is_val], y[is_val], done, n_units, label)
-                    done += 1
-                    pred = est.predict(sc.transform(band_features(test.log_bands, fs, use=use)))
-                    m = regression_metrics(test.target(target), pred)
-                    lofo_rows.append({"model": kind, "target": target, "left_out": band,
-                                      "rmse_all": rmse_all, "rmse_without": m["rmse"],
-                                      "lofo": m["rmse"] - rmse_all, "r2_without": m["r2"],
-                                      "pearson_r_without": m["pearson_r"]})
-                    yield Progress(done, n_units, label)
 
-    # --- Appendix D: predicting the six colours from the four bands
-    colour_rows = []
-    if config.colour_check:
-        kind = "dnn" if "dnn" in config.models else ("rf" if "rf" in config.models else "lr")
-        raw = band_features(train.log_bands, "bands")
-        sc = MinMaxScaling.fit(raw)
-        Xb = sc.transform(raw)
-        Xb_test = sc.transform(band_features(test.log_bands, "bands"))
-        colour_names = feature_names("colours")[len(BANDS):]
-        colours_train = band_features(train.log_bands, "colours")[:, len(BANDS):]
-        colours_test = band_features(test.log_bands, "colours")[:, len(BANDS):]
-        for j, cname in enumerate(colour_names):
-            label = f"colour check {kind} {cname}"
-            y = colours_train[:, j]
-            est = yield from _fit(kind, _estimator_params(kind, config, 0), Xb[fit_rows], y[fit_rows],
-                                  Xb[is_val], y[is_val], done, n_units, label)
-            done += 1
-            colour_rows.append({"model": kind, "colour": cname,
-                                **regression_metrics(colours_test[:, j], est.predict(Xb_test))})
-            yield Progress(done, n_units, label)
+def _bundles(atlas, pixels, split, data: FitData, config: TrainingConfig, estimators: dict, metrics: list) -> dict:
+    """One :class:`~napari_euclidphys.bundle.ModelBundle` per model, all targets, with provenance and test metrics."""
+    from ..bundle import ModelBundle
 
-    # --- chained regression Σ⋆ → Z⋆ → t⋆ (trained on the true upstream targets, as
-    #     scikit-learn's RegressorChain; applied with the predicted ones)
-    chained_rows = []
-    if config.chained:
-        for kind in config.models:
-            extra_train, extra_test = [], []
-            for target in TARGETS:
-                y = train.target(target)
-                Xc = np.hstack([X_train] + extra_train) if extra_train else X_train
-                Xc_test = np.hstack([X_test] + extra_test) if extra_test else X_test
-                label = f"chained {kind} {target}"
-                est = yield from _fit(kind, _estimator_params(kind, config, 0), Xc[fit_rows],
-                                      y[fit_rows], Xc[is_val], y[is_val], done, n_units, label)
-                done += 1
-                pred = np.asarray(est.predict(Xc_test), np.float32)
-                chained_rows.append(_row(f"{kind}-chained", fs, target, "test", 0,
-                                         regression_metrics(test.target(target), pred)))
-                # the next link sees this target scaled on the training range
-                lo, hi = float(y.min()), float(y.max())
-                span = hi - lo if hi > lo else 1.0
-                extra_train.append(((y - lo) / span)[:, None].astype(np.float32))
-                extra_test.append(((pred - lo) / span)[:, None].astype(np.float32))
-                yield Progress(done, n_units, label)
-
-    # --- grouped K-fold cross-validation over the training galaxies (paper: k = 10)
-    cv_rows = []
-    if config.cv_folds:
-        cv_raw = band_features(train.log_bands, fs)
-        for kind in config.models:
-            for target in targets:
-                y = train.target(target)
-                for k, (tr, held) in enumerate(grouped_folds(train.galaxy, config.cv_folds, config.seed)):
-                    label = f"CV {kind} {target} fold {k + 1}/{config.cv_folds}"
-                    # scaled on the fold's own training galaxies: the held-out fold never sets the range
-                    fold_scaling = MinMaxScaling.fit(cv_raw[tr])
-                    est = yield from _fit(kind, _estimator_params(kind, config, 0), fold_scaling.transform(cv_raw[tr]),
-                                          y[tr], None, None, done, n_units, label)
-                    done += 1
-                    pred = est.predict(fold_scaling.transform(cv_raw[held]))
-                    cv_rows.append({"model": kind, "features": fs, "target": target, "fold": k,
-                                    **regression_metrics(y[held], pred)})
-                    yield Progress(done, n_units, label)
-
-    # --- one bundle per model, all targets, with provenance and test metrics
-    summary = summarise([r for r in metrics_rows if r["dataset"] == "test"])
+    fs = config.feature_set
+    summary = summarise([r for r in metrics if r["dataset"] == "test"])
     provenance = {
         "atlas": str(atlas.root), "atlas_manifest": atlas.manifest, "package_version": __version__,
         **split.to_dict(), "seed": config.seed, "projections": list(pixels.projections),
-        "n_fit_pixels": int(fit_rows.sum()), "n_validation_pixels": int(is_val.sum()),
-        "n_test_pixels": len(test), "config": config.to_dict(), "feature_names": names,
+        "n_fit_pixels": int(data.fit_rows.sum()), "n_validation_pixels": int(data.is_val.sum()),
+        "n_test_pixels": len(data.test), "config": config.to_dict(), "feature_names": data.names,
     }
-    out_bundles = {}
-    for kind, ests in bundles.items():
+    out = {}
+    for kind, ests in estimators.items():
         kind_metrics = {r["target"]: {k: v for k, v in r.items() if k not in ("model", "target")}
                         for r in summary if r["model"] == kind}
-        out_bundles[kind] = ModelBundle(ests, fs, scaling, config.clip_h, name=f"euclidphys-{kind}-{fs}",
-                                        provenance=provenance, metrics={"test": kind_metrics})
-    yield Progress(n_units, n_units, "done")
+        out[kind] = ModelBundle(ests, fs, data.scaling, config.clip_h, name=f"euclidphys-{kind}-{fs}",
+                                provenance=provenance, metrics={"test": kind_metrics})
+    return out
+
+
+def _n_units(config: TrainingConfig, targets) -> int:
+    """Estimators a run fits: the models' repeats and every optional experiment's."""
+    return (len(config.models) * len(targets) * config.repeats + lofo_fits(config, targets)
+            + colour_check_fits(config) + chained_fits(config) + cv_fits(config, targets))
+
+
+def train_models(atlas, config: TrainingConfig | None = None, *, pixels: PixelSet | None = None,
+                 **overrides) -> ProgressGenerator[TrainingResult]:
+    """Train and evaluate the configured models on ``atlas`` (an ``Atlas`` or folder).
+
+    Keyword ``overrides`` are :class:`TrainingConfig` fields.  ``pixels`` (an already assembled
+    :class:`PixelSet` of the same atlas) skips reading the images again (used by :func:`run_grid`).
+    Yields :class:`~napari_euclidphys.progress.Progress`; returns a :class:`TrainingResult`.
+    """
+    config = replace(config, **overrides) if config is not None else TrainingConfig(**overrides)
+    atlas = as_atlas(atlas)
+    if pixels is None:
+        pixels = yield from assemble_pixels(atlas, projections=config.projections, targets=config.targets,
+                                            clip_h=config.clip_h, scheduler=config.scheduler)
+    split = _split(pixels, config)
+    data = _fit_data(atlas, pixels, split, config)
+    units = Units(_n_units(config, data.targets))
+    grid_search, config = yield from rf_grid_search(data, config, units)
+    baseline, baseline_rows = _baseline(data)
+    metrics, estimators, predictions, timing = yield from _fit_models(data, config, units)
+    lofo = yield from leave_one_band_out(data, config, units, predictions)
+    colours = yield from colour_check(data, config, units)
+    chained = yield from chained_regression(data, config, units)
+    cv = yield from cross_validate(data, config, units)
+    metrics = baseline_rows + metrics
+    yield Progress(units.total, units.total, "done")
     return TrainingResult(
         config=config, split=split, atlas_root=str(atlas.root), manifest=atlas.manifest,
-        feature_names=names, scaling=scaling, bundles=out_bundles, metrics=metrics_rows, test=test,
-        test_predictions=test_predictions, baseline=baseline, importance=importance_rows,
-        lofo=lofo_rows, colour_check=colour_rows, chained=chained_rows, calibration=calibration,
-        cv=cv_rows, grid_search=grid_search, timing=timing,
-        n_pixels={"fit": int(fit_rows.sum()), "validation": int(is_val.sum()), "test": len(test),
+        feature_names=data.names, scaling=data.scaling,
+        bundles=_bundles(atlas, pixels, split, data, config, estimators, metrics), metrics=metrics, test=data.test,
+        test_predictions=predictions, baseline=baseline, importance=_importance(estimators, data.names, config),
+        lofo=lofo, colour_check=colours, chained=chained, calibration=_calibration(predictions, data.test),
+        cv=cv, grid_search=grid_search, timing=timing,
+        n_pixels={"fit": int(data.fit_rows.sum()), "validation": int(data.is_val.sum()), "test": len(data.test),
                   "train_galaxies": len(split.train_ids), "test_galaxies": len(split.test_ids)},
         pixel_kpc=_pixel_kpc(atlas),
     )
@@ -564,15 +414,8 @@ def run_grid(atlas, config: TrainingConfig | None = None, *,
         # the extra experiments (LOFO, App. D, chained, CV, grid search) only for the main feature set
         extras = {} if fs == config.feature_set else dict(lofo=False, colour_check=False, chained=False,
                                                           cv_folds=0, rf_grid_search=False)
-        gen = train_models(atlas, replace(config, feature_set=fs, **extras), pixels=pixels)
-        while True:
-            try:
-                step = next(gen)
-            except StopIteration as stop:
-                results[fs] = stop.value
-                break
-            yield Progress(i * 1000 + int(1000 * step.fraction), 1000 * len(feature_sets),
-                           f"[{fs}] {step.message}")
+        results[fs] = yield from relay(train_models(atlas, replace(config, feature_set=fs, **extras), pixels=pixels),
+                                       i * 1000, 1000 * len(feature_sets), span=1000, prefix=f"[{fs}] ")
         if fs not in (config.feature_set, "bands"):
             # only the main (or 4-band) feature set's models are saved: free the others' fitted models
             # (forests and networks) now that their metrics are taken, so memory does not grow per set
@@ -607,18 +450,10 @@ def run_projection_experiment(atlas, config: TrainingConfig | None = None, *, ma
     rows = []
     for k in range(1, k_max + 1):
         use = test_rows | (~is_test & (pixels.projection < k))
-        gen = train_models(atlas, replace(config, test_galaxy_ids=tuple(int(g) for g in test_ids),
-                                          lofo=False, colour_check=False, chained=False, cv_folds=0,
-                                          rf_grid_search=False, importance=False),
-                           pixels=pixels.subset(use))
-        while True:
-            try:
-                step = next(gen)
-            except StopIteration as stop:
-                res = stop.value
-                break
-            yield Progress((k - 1) * 1000 + int(1000 * step.fraction), 1000 * k_max,
-                           f"[{k} projection(s)] {step.message}")
+        only = replace(config, test_galaxy_ids=tuple(int(g) for g in test_ids), lofo=False, colour_check=False,
+                       chained=False, cv_folds=0, rf_grid_search=False, importance=False)
+        res = yield from relay(train_models(atlas, only, pixels=pixels.subset(use)), (k - 1) * 1000, 1000 * k_max,
+                               span=1000, prefix=f"[{k} projection(s)] ")
         rows += [{"n_projections": k, "projections": ",".join(projs[:k]), "n_fit_pixels": res.n_pixels["fit"], **r}
                  for r in res.summary("test") if r["model"] != "colour-M/L"]
     return rows
