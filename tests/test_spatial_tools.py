@@ -97,3 +97,32 @@ def test_model_card_of_an_observation_trained_cnn_and_of_a_foreign_atlas():
     assert "Also the four band σ maps" in card and "**Observed**" in card and "NOT TNG50" in card
     assert "Not measured" in card
     assert "did not generate" in atlas_headline({}) and "NOT TNG50" not in atlas_headline({"generator": "skirt"})
+
+
+def test_the_shipped_cnn_tool_builds_a_calibrated_bundle_with_its_card(tmp_path):
+    """Smoke run of tools/train_shipped_cnn.py on a tiny atlas (the full recipe is hours of CPU)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "train_shipped_cnn.py"
+    spec = importlib.util.spec_from_file_location("train_shipped_cnn", tool)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.CNN_RECIPE["atlas"] == {"n_galaxies": 100, "npix": 200, "atlas_seed": 20250114, "projections": ["O5"]}
+    assert mod.CNN_RECIPE["split_seed"] == 0 and mod.CNN_RECIPE["test_fraction"] == 0.1
+    out = tmp_path / "models"
+    args = ["--work", str(tmp_path / "work"), "--out", str(out), "--n-galaxies", "4", "--npix", "48",
+            "--max-epochs", "1", "--width", "4", "--patch", "32", "--patches", "4", "--calibrate-seed", "2718",
+            "--calibrate-galaxies", "2"]
+    assert mod.main(args) == 0
+    b = ModelBundle.load(out / "euclidphys-cnn-bands-synth")
+    assert isinstance(b, SpatialBundle) and b.calibration is not None
+    assert b.provenance["config"]["split_seed"] == 0 and b.provenance["atlas_manifest"]["seed"] == 20250114
+    card = b.model_card
+    assert "NOT TNG50" in card and "It is **calibrated**" in card and "atlas_n2_p48_s2718" in card
+    assert "tools/train_shipped_cnn.py --calibrate-seed 2718 --calibrate-galaxies 2 --n-galaxies 4" in card
+    record = json.loads((tmp_path / "work" / "cnn_euclidphys-cnn-bands-synth.json").read_text())
+    assert record["epochs"] == 1 and set(record["calibration_coverage"]) == {"atlas_n2_p48_s2718",
+                                                                           "atlas_n2_p48_s2718_observed_wide_s13"}
+    assert mod.main(args) == 2  # an existing bundle is kept unless --overwrite
