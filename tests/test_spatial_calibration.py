@@ -149,3 +149,36 @@ def test_a_cnn_bundle_with_a_bad_calibration_is_refused(tmp_path):
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="does not predict"):
         ModelBundle.load(tmp_path / "cnn")
+
+
+def test_predict_cli_writes_the_calibrated_sigma_of_a_cnn_bundle(tmp_path):
+    from astropy.io import fits
+
+    from napari_euclidphys import BANDS
+    from napari_euclidphys.cli.predict import main
+
+    from .conftest import celestial_header
+
+    b = random_bundle(seed=24)
+    b.calibration = _hand_calibration(b.targets)
+    b.save(tmp_path / "cnn")
+    bands = np.random.default_rng(25).uniform(0.3, 5.0, (4, 40, 40)).astype(np.float32)
+    paths = []
+    for band, data in zip(BANDS, bands):
+        p = tmp_path / f"gal_{band}.fits"
+        fits.PrimaryHDU(data, header=celestial_header(data.shape, FILTER=f"Euclid_{band}")).writeto(p)
+        paths.append(str(p))
+    out = tmp_path / "maps.fits"
+    assert main(["--model", str(tmp_path / "cnn"), "--bands", *paths, "--out", str(out), "--quiet"]) == 0
+    expected = exhaust(b.predict_iter(bands))
+    raw = exhaust(b.predict_iter(bands, calibrate=False))
+    ok = np.isfinite(expected.uncertainty["mass"])
+    # noise-free bands: the last (S/N = inf) bin, a = 1 + 4, b = 0.05
+    np.testing.assert_allclose(expected.uncertainty["mass"][ok],
+                               np.sqrt((5.0 * raw.uncertainty["mass"][ok]) ** 2 + 0.05 ** 2), rtol=1e-5)
+    with fits.open(out) as hdul:
+        assert hdul[0].header["SIGCAL"] is True
+        sig = [h for h in hdul if "MASS" in h.name and ("SIG" in h.name or "ERR" in h.name)]
+        assert sig, [h.name for h in hdul]
+        np.testing.assert_allclose(np.asarray(sig[0].data, np.float64)[ok], expected.uncertainty["mass"][ok],
+                                   rtol=1e-4)
