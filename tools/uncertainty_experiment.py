@@ -129,9 +129,11 @@ def main(argv=None) -> int:
     for trained, paths in (("ideal-trained", args.ideal_models), ("observation-trained", args.observed_models)):
         for path in paths:
             bundle = ModelBundle.load(path)
-            cal = calibrate_on_atlases(bundle, calib, n_draws=args.draws, seed=7)
-            samples = evaluate(bundle, tests, args.draws)
-            entry = {"trained": trained, "kind": bundle.kind, "calibration": cal.to_dict(), "test": {}}
+            usable = _usable(bundle)  # an observation-trained cnn needs σ maps: observed atlases only
+            cal = calibrate_on_atlases(bundle, [a for a in calib if usable(a)], n_draws=args.draws, seed=7)
+            samples = evaluate(bundle, {k: a for k, a in tests.items() if usable(a)}, args.draws)
+            entry = {"trained": trained, "kind": bundle.kind, "calibration": cal.to_dict(), "test": {},
+                     "observed_only": not all(usable(a) for a in calib)}
             for name, sample in samples.items():
                 entry["test"][name] = {
                     "metrics": {t: _metrics(sample, t) for t in bundle.targets},
@@ -148,6 +150,10 @@ def main(argv=None) -> int:
             results[bundle.name] = entry
             if args.write_calibration:
                 bundle.calibration = cal
+                if getattr(bundle, "spatial", False):  # its card's Uncertainty section now says "calibrated"
+                    from napari_euclidphys.spatial.card import spatial_model_card
+
+                    bundle.model_card = spatial_model_card(bundle)
                 bundle.model_card = card_with_calibration(bundle.model_card or "", entry, args)
                 bundle.save_calibration()
             print(f"{bundle.name}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
@@ -160,6 +166,14 @@ def main(argv=None) -> int:
 
 
 CARD_SECTION = "## Calibrated uncertainty"
+
+
+def _usable(bundle):
+    """Which atlases ``bundle`` can be applied to: all, except ideal ones for a cnn that needs σ maps."""
+    from napari_euclidphys.observe.prepared import is_observed_atlas
+
+    needs_sigma = getattr(bundle, "spatial", False) and getattr(bundle, "uses_sigma", False)
+    return lambda atlas: not needs_sigma or is_observed_atlas(atlas)
 
 
 def _describe(atlas_dir: str) -> str:
@@ -183,10 +197,14 @@ def card_with_calibration(card: str, entry: dict, args) -> str:
     for test, res in entry["test"].items():
         rows += [f"| {test} | {_LABEL[r['target']]} | {100 * r['cover1']:.1f} | {100 * r['cover2']:.1f} |"
                  for r in res["coverage"]]
+    raw = ("σ the network's Gaussian head" if entry["kind"] == "cnn"
+           else "σ the model's spread ⊕ the propagated band noise")
     section = (f"{CARD_SECTION}\n\nThe σ this bundle reports is calibrated: σ_cal = √((a σ)² + b²) per target and H_E S/N bin "
                "(noise-free inputs have a bin of their own) and, for prepared observations, per redshift within "
-               "each S/N bin, with σ the model's spread ⊕ the propagated band noise, "
-               f"fitted on {_describe(args.calib)} and its observed, prepared version (never seen in training). "
+               f"each S/N bin, with {raw}, "
+               f"fitted on {'the observed, prepared version of ' if entry.get('observed_only') else ''}"
+               f"{_describe(args.calib)}{'' if entry.get('observed_only') else ' and its observed, prepared version'}"
+               " (never seen in training). "
                f"Coverage on other unseen test galaxies ({_describe(args.test)}, ideal and observed; nominal "
                "68.3 % and 95.4 %):\n\n" + "\n".join(rows) + "\n\n")
     marker = "## Intended use"

@@ -119,11 +119,12 @@ def predict_maps(bundle, bands, *, chunk_pixels: int = 1_000_000, targets=None,
     The uncertainty is calibrated (noise-free bands) when the bundle has a calibration and
     ``calibrate`` is true.  A spatial (``cnn``) bundle predicts by overlapping tiles instead
     (:meth:`napari_euclidphys.spatial.bundle.SpatialBundle.predict_iter`, one Progress per tile);
-    ``sigma`` (4, ny, nx) [MJy/sr] are the band σ maps it needs when trained on observed images.
+    ``sigma`` (4, ny, nx) [MJy/sr] are the band σ maps it needs when trained on observed images (its σ
+    is then calibrated at each pixel's H_E S/N from them; noise-free without them).
     """
     if getattr(bundle, "spatial", False):
         _check_bands(bands)
-        return (yield from bundle.predict_iter(bands, sigma, targets=targets))
+        return (yield from bundle.predict_iter(bands, sigma, targets=targets, calibrate=calibrate))
     ny, nx = _check_bands(bands)
     targets = _targets(bundle, targets)
     rows = max(1, int(chunk_pixels) // max(nx, 1))

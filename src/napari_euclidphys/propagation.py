@@ -66,7 +66,7 @@ def predict_with_band_noise(
 
     A spatial (``cnn``) bundle trained on observed images takes the σ maps as inputs instead: its
     Gaussian head already gives the total σ, so no noise draws are made (``n_draws`` and ``seed`` are
-    unused); low-S/N pixels are flagged as for the per-pixel models.
+    unused); low-S/N pixels are flagged as for the per-pixel models, and the σ is calibrated in the same way.
     """
     ny, nx = _check_bands(bands)
     if np.shape(sigma) != (len(BANDS), ny, nx):
@@ -75,7 +75,8 @@ def predict_with_band_noise(
         slab = np.array(bands, dtype=np.float32)
         if bad is not None:
             slab[:, np.asarray(bad)] = np.nan
-        pred = yield from bundle.predict_iter(slab, np.asarray(sigma, np.float32), targets=targets)
+        pred = yield from bundle.predict_iter(slab, np.asarray(sigma, np.float32), targets=targets,
+                                              calibrate=calibrate, redshift=redshift)  # σ_cal at S/N and z
         sig = np.nan_to_num(np.asarray(sigma[_H], dtype=np.float32), nan=0.0)
         with np.errstate(invalid="ignore"):
             low = ((pred.flags & FLAG_MASKED) == 0) & ~(slab[_H] >= snr_min * sig)

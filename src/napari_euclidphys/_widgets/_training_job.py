@@ -1,10 +1,13 @@
 """The "Train models" dock's job, Qt-free so that it can also run in a separate process.
 
-:func:`train_job` trains with :func:`napari_euclidphys.training.train_models` and saves every
+:func:`train_job` trains the per-pixel models with :func:`napari_euclidphys.training.train_models`
+and/or the spatial model (``cnn``) with :func:`napari_euclidphys.spatial.training.
+train_and_evaluate_spatial` — the core of ``napari-euclidphys-train --models cnn``, with the same
+option mapping (:func:`~napari_euclidphys.spatial.training.spatial_config`) — and then saves every
 bundle atomically; :func:`train_summary_job` does the same and returns only picklable data (the
 test-set summary rows and the saved paths), for :func:`napari_euclidphys.isolated.run_isolated` —
-the dock runs DNN training that way, because TensorFlow and napari's OpenGL canvas cannot share a
-process under Xvfb + Mesa.
+the dock runs DNN and cnn training that way, because TensorFlow and napari's OpenGL canvas cannot
+share a process under Xvfb + Mesa.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import datetime as _dt
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["train_job", "train_summary_job", "TrainingSummary"]
+__all__ = ["train_job", "train_summary_job", "TrainingSummary", "cnn_rows"]
 
 
 @dataclass
 class TrainingSummary:
-    """What the dock shows of a run trained in another process: the summary rows per dataset and the split."""
+    """What the dock shows of a run trained in another process (or of a run with the cnn): the summary
+    rows per dataset and the split."""
 
     rows: dict
     split: object = None  # the run's GalaxySplit (train_ids, test_ids)
@@ -27,29 +31,68 @@ class TrainingSummary:
         return self.rows.get(dataset, [])
 
 
-def train_job(atlas_root, config_kwargs: dict, out_dir):
-    """Progress generator: train, then save every bundle atomically; returns (result, saved paths)."""
+def cnn_rows(metrics: dict) -> list:
+    """Summary rows (model "cnn", target, r2, rmse, …) of a cnn bundle's test metrics."""
+    return [{"model": "cnn", "target": t, **m} for t, m in metrics.items()]
+
+
+def _unique_path(out_dir, name: str, stamp: str) -> Path:
+    path = Path(out_dir) / f"{name}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(out_dir) / f"{name}-{stamp}-{n}"
+    return path
+
+
+def train_job(atlas_root, config_kwargs: dict, out_dir, cnn_kwargs: dict | None = None):
+    """Progress generator: train, then save every bundle atomically; returns (result, saved paths).
+
+    ``config_kwargs``: :class:`~napari_euclidphys.training.TrainingConfig` keywords (its ``models`` may be
+    empty when only the cnn is trained); ``cnn_kwargs``: :func:`~napari_euclidphys.spatial.training.
+    spatial_config` keywords, or None for no cnn.  With per-pixel models too, the cnn is held out on their
+    test galaxies.  The result is the per-pixel ``TrainingResult`` — or, when a cnn was trained, a
+    :class:`TrainingSummary` of both.  Nothing is saved until every model is trained (Cancel saves nothing).
+    """
     from ..training import TrainingConfig, train_models
 
-    config = TrainingConfig(**config_kwargs)
-    result = yield from train_models(atlas_root, config)
+    result, cnn = None, None
+    if config_kwargs.get("models"):
+        result = yield from train_models(atlas_root, TrainingConfig(**config_kwargs))
+    if cnn_kwargs is not None:
+        from ..spatial.training import spatial_config, train_and_evaluate_spatial
+
+        test_ids = result.split.test_ids if result is not None else None
+        cnn = yield from train_and_evaluate_spatial(atlas_root, spatial_config(**cnn_kwargs, test_galaxy_ids=test_ids))
     # No yield from here on: once training is complete, the bundles are all saved (each atomically).
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     saved = []
-    for bundle in result.bundles.values():
-        path = Path(out_dir) / f"{bundle.name}-{stamp}"
-        n = 1
-        while path.exists():
-            n += 1
-            path = Path(out_dir) / f"{bundle.name}-{stamp}-{n}"
+    bundles = list(result.bundles.values()) if result is not None else []
+    if cnn is not None:
+        bundles.append(cnn.bundle)
+    for bundle in bundles:
+        path = _unique_path(out_dir, bundle.name, stamp)
         bundle.save(path)
         saved.append(path)
-    return result, saved
+    if cnn is None:
+        return result, saved
+    from ..training.splits import GalaxySplit
+
+    rows = {"test": cnn_rows(cnn.bundle.metrics["test"])}
+    if result is not None:
+        rows = {d: result.summary(d) + rows.get(d, []) for d in ("test", "train")}
+        split = result.split
+    else:
+        split = GalaxySplit(train_ids=tuple(sorted(cnn.train_ids + cnn.val_ids)), test_ids=tuple(cnn.test_ids),
+                            seed=cnn_kwargs.get("seed", 0), test_fraction=cnn_kwargs.get("test_fraction", 0.1))
+    return TrainingSummary(rows=rows, split=split), saved
 
 
-def train_summary_job(atlas_root, config_kwargs: dict, out_dir):
+def train_summary_job(atlas_root, config_kwargs: dict, out_dir, cnn_kwargs: dict | None = None):
     """:func:`train_job` returning (:class:`TrainingSummary`, saved paths): picklable."""
-    result, saved = yield from train_job(atlas_root, config_kwargs, out_dir)
+    result, saved = yield from train_job(atlas_root, config_kwargs, out_dir, cnn_kwargs)
+    if isinstance(result, TrainingSummary):
+        return result, saved
     rows = {dataset: result.summary(dataset) for dataset in ("test", "train")}
     return TrainingSummary(rows=rows, split=result.split), saved
 
@@ -71,7 +114,7 @@ def small_run_warning(n_train: int, n_test: int, summary_rows) -> str | None:
     negative = []
     for row in summary_rows:
         r2 = row.get("r2", row.get("r2_mean"))
-        if isinstance(r2, (int, float)) and r2 < 0 and row.get("model") in ("lr", "rf", "dnn"):
+        if isinstance(r2, (int, float)) and r2 < 0 and row.get("model") in ("lr", "rf", "dnn", "cnn"):
             negative.append(f"{row['model']} {row.get('target')} R² = {r2:.2f}")
     if negative:
         problems.append("test R² below 0 — worse than predicting the mean: " + ", ".join(negative))

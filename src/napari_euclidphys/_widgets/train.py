@@ -1,9 +1,12 @@
-"""The "Train models" dock: train LR / RF / DNN bundles on an atlas in the background (Qt).
+"""The "Train models" dock: train LR / RF / DNN bundles and the spatial U-Net (cnn) on an atlas in the background (Qt).
 
 Choose an atlas folder (or build a small synthetic one — the project's physical stand-in, not
 TNG50), the models, the feature set, the targets and the main hyper-parameters; **Train** runs
 :func:`napari_euclidphys.training.train_models` in a thread worker with progress and **Cancel**
-(stopping at the next step: nothing is saved).  When training completes, each model's bundle is
+(stopping at the next step: nothing is saved).  The cnn runs the core of
+``napari-euclidphys-train --models cnn`` (:func:`napari_euclidphys.spatial.training.
+train_and_evaluate_spatial`, options mapped by :func:`~napari_euclidphys.spatial.training.spatial_config`:
+epochs, time budget, width, patch size, patches per epoch) in a separate process, like the DNN.  When training completes, each model's bundle is
 saved atomically into the bundle folder (default: the user's napari-euclidphys data folder) and
 appears in every open "Predict physical maps" dock.  The choices persist between sessions.
 """
@@ -31,6 +34,7 @@ from .. import TARGETS
 from ..progress import Progress
 
 from ..quantities import MODEL_NAMES, TARGET_SYMBOLS
+from ..spatial.training import CNN_OPTION_DEFAULTS
 from ._bundles import notify_bundles_changed, register_bundle_dir, user_bundle_dir
 from ._run import RunPanel
 from ._scroll import dock_layout
@@ -47,7 +51,8 @@ _TARGET_LABEL = TARGET_SYMBOLS
 #: Persisted settings and their defaults.
 DEFAULTS = {"atlas": "", "out_dir": "", "models": ("lr", "rf"), "feature_set": "bands", "targets": TARGETS,
             "test_fraction": 0.2, "seed": 0, "repeats": 1, "max_train_pixels": 0, "rf_trees": 50,
-            "dnn_epochs": 200, "synth_galaxies": 40, "synth_npix": 128}
+            "dnn_epochs": 200, "synth_galaxies": 40, "synth_npix": 128,
+            **{f"cnn_{k}": v for k, v in CNN_OPTION_DEFAULTS.items()}}
 
 
 def build_atlas_job(out_dir, n_galaxies: int, npix: int, seed: int):
@@ -155,6 +160,35 @@ class TrainWidget(QWidget):
         hyper_form.addRow("RF trees", self.rf_trees)
         hyper_form.addRow("DNN max epochs", self.dnn_epochs)
 
+        # --- the spatial model: the options of napari-euclidphys-train --models cnn
+        self.cnn_box = QGroupBox("Spatial U-Net (cnn)")
+        cnn_form = QFormLayout(self.cnn_box)
+        self.cnn_epochs = QSpinBox()
+        self.cnn_epochs.setRange(1, 100_000)
+        self.cnn_epochs.setValue(values["cnn_epochs"])
+        self.cnn_seconds = QDoubleSpinBox()
+        self.cnn_seconds.setRange(1.0, 1e7)
+        self.cnn_seconds.setDecimals(0)
+        self.cnn_seconds.setSuffix(" s")
+        self.cnn_seconds.setValue(values["cnn_seconds"])
+        self.cnn_width = QSpinBox()
+        self.cnn_width.setRange(1, 128)
+        self.cnn_width.setValue(values["cnn_width"])
+        self.cnn_patch = QSpinBox()
+        self.cnn_patch.setRange(16, 1024)
+        self.cnn_patch.setSingleStep(4)
+        self.cnn_patch.setValue(values["cnn_patch"])
+        self.cnn_patches = QSpinBox()
+        self.cnn_patches.setRange(1, 1_000_000)
+        self.cnn_patches.setValue(values["cnn_patches"])
+        cnn_form.addRow("Max epochs", self.cnn_epochs)
+        cnn_form.addRow("Time budget", self.cnn_seconds)
+        cnn_form.addRow("Width", self.cnn_width)
+        cnn_form.addRow("Patch size (pixels)", self.cnn_patch)
+        cnn_form.addRow("Patches per epoch", self.cnn_patches)
+        self.model_checks["cnn"].toggled.connect(self.cnn_box.setEnabled)
+        self.cnn_box.setEnabled(self.model_checks["cnn"].isChecked())
+
         # --- output
         out_row = QHBoxLayout()
         self.out_edit = QLineEdit(values["out_dir"] or str(user_bundle_dir()))
@@ -172,7 +206,8 @@ class TrainWidget(QWidget):
         self.results.setWordWrap(True)
 
         self._set_tooltips()
-        dock_layout(self, "4. Train models", data_box, model_box, hyper_box, out_form, self.run_panel, self.results)
+        dock_layout(self, "4. Train models", data_box, model_box, hyper_box, self.cnn_box, out_form, self.run_panel,
+                    self.results)
 
     def _set_tooltips(self) -> None:
         tips = {
@@ -185,6 +220,13 @@ class TrainWidget(QWidget):
             self.max_pixels: "cap on the training pixels (drawn at random); 'all' uses every pixel",
             self.rf_trees: "trees of the random forest (more: smoother, slower, larger bundle)",
             self.dnn_epochs: "maximum training epochs of the neural network (early stopping may end sooner)",
+            self.cnn_epochs: "cnn: epoch limit (--cnn-epochs); the best epoch on the validation galaxies is kept",
+            self.cnn_seconds: "cnn: wall-time budget of the epoch loop (--cnn-seconds); whichever of epochs and "
+                              "budget comes first ends the training",
+            self.cnn_width: "cnn: channels of the first U-Net block (--cnn-width; 16 in the documented comparison)",
+            self.cnn_patch: "cnn: side of the square training patches in pixels, a multiple of 4, at most the "
+                            "image side (--cnn-patch)",
+            self.cnn_patches: "cnn: random patches per epoch (--cnn-patches)",
             self.out_edit: "folder where each model's bundle is saved (listed at once in 'Predict physical maps')",
             self.run_panel.run_button: "train the chosen models in the background; Cancel saves nothing",
         }
@@ -206,25 +248,44 @@ class TrainWidget(QWidget):
             "repeats": self.repeats.value(), "max_train_pixels": self.max_pixels.value(),
             "rf_trees": self.rf_trees.value(), "dnn_epochs": self.dnn_epochs.value(),
             "synth_galaxies": self.synth_galaxies.value(), "synth_npix": self.synth_npix.value(),
+            "cnn_epochs": self.cnn_epochs.value(), "cnn_seconds": self.cnn_seconds.value(),
+            "cnn_width": self.cnn_width.value(), "cnn_patch": self.cnn_patch.value(),
+            "cnn_patches": self.cnn_patches.value(),
         }
 
     def save_settings(self) -> None:
         save_settings("train", self.values())
 
     def config_kwargs(self) -> dict:
-        """``TrainingConfig`` keyword arguments from the dock (ValueError on an empty choice)."""
+        """``TrainingConfig`` keyword arguments from the dock (ValueError on an empty choice); its ``models``
+        are the per-pixel ones (empty when only the cnn is chosen, see :meth:`cnn_kwargs`)."""
         v = self.values()
         if not v["models"]:
             raise ValueError("choose at least one model")
         if not v["targets"]:
             raise ValueError("choose at least one target")
         return {
-            "models": v["models"], "feature_set": v["feature_set"], "targets": v["targets"],
+            "models": tuple(m for m in v["models"] if m != "cnn"), "feature_set": v["feature_set"], "targets": v["targets"],
             "test_fraction": v["test_fraction"], "seed": v["seed"], "repeats": v["repeats"],
             "max_train_pixels": v["max_train_pixels"] or None,
             "model_params": {"rf": {"n_estimators": v["rf_trees"]}, "dnn": {"max_epochs": v["dnn_epochs"]}},
             "importance": False,
         }
+
+    def cnn_kwargs(self) -> dict | None:
+        """:func:`napari_euclidphys.spatial.training.spatial_config` keywords of the dock (the CLI's cnn options,
+        with the dock's seed, test fraction and targets), None when the cnn is not chosen; ValueError (from
+        ``spatial_config``) on values no training can use."""
+        from ..spatial.training import spatial_config
+
+        v = self.values()
+        if "cnn" not in v["models"]:
+            return None
+        kwargs = {"epochs": v["cnn_epochs"], "seconds": float(v["cnn_seconds"]), "width": v["cnn_width"],
+                  "patch": v["cnn_patch"], "patches": v["cnn_patches"], "seed": v["seed"],
+                  "test_fraction": v["test_fraction"], "targets": v["targets"]}
+        spatial_config(**kwargs)  # check now, before any work starts
+        return kwargs
 
     # ------------------------------------------------------------------ actions
     def _browse_atlas(self) -> None:
@@ -260,6 +321,7 @@ class TrainWidget(QWidget):
         """Start training in the background (or say why it cannot start)."""
         try:
             kwargs = self.config_kwargs()
+            cnn_kwargs = self.cnn_kwargs()
             atlas = self.atlas_edit.text().strip()
             if not atlas or not Path(atlas).is_dir():
                 raise ValueError(f"atlas folder {atlas!r} does not exist; choose one or build a synthetic atlas")
@@ -274,13 +336,13 @@ class TrainWidget(QWidget):
             return
         self.save_settings()
         self.results.setText("")
-        description = f"training {', '.join(kwargs['models'])}"
-        if "dnn" in kwargs["models"]:
+        description = f"training {', '.join(kwargs['models'] + (('cnn',) if cnn_kwargs is not None else ()))}"
+        if "dnn" in kwargs["models"] or cnn_kwargs is not None:
             # TensorFlow must not share napari's process (OpenGL canvas): train in a spawned one.
             from ..isolated import run_isolated
 
             self.run_panel.start(run_isolated, "napari_euclidphys._widgets._training_job:train_summary_job",
-                                 atlas, kwargs, out_dir, on_returned=self._on_trained,
+                                 atlas, kwargs, out_dir, cnn_kwargs, on_returned=self._on_trained,
                                  description=description + " (in a separate process)")
         else:
             self.run_panel.start(train_job, atlas, kwargs, out_dir, on_returned=self._on_trained,

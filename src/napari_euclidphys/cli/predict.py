@@ -493,7 +493,8 @@ def predict_files(bundle, band_paths, out, *, targets=None, chunk_pixels=1_000_0
 
 def predict_prepared_file(bundle, prepared_path, out, *, targets=None, n_draws=32, seed=0, snr_min=5.0,
                           overwrite=False, progress=True) -> Path:
-    """Predict a prepared observation with its band σ propagated (Monte-Carlo); write ``out``."""
+    """Predict a prepared observation with its band σ propagated (Monte-Carlo draws; a spatial bundle takes
+    the σ maps as inputs instead) and σ calibrated at the galaxy's redshift; write ``out``."""
     import os
 
     from ..io.safe import check_can_write
@@ -506,16 +507,6 @@ def predict_prepared_file(bundle, prepared_path, out, *, targets=None, n_draws=3
     check_can_write(out, overwrite)
     prep = read_prepared(prepared_path)
     warn_if_mismatched(bundle, observed_input=True)
-    if getattr(bundle, "spatial", False):  # the spatial model takes the σ maps as inputs (no Monte Carlo)
-        import numpy as np
-
-        from ..inference import predict_maps
-
-        bands = np.where(prep.usable[None], prep.bands, np.nan).astype(np.float32)
-        gen = predict_maps(bundle, bands, sigma=prep.sigma, targets=targets)
-        pred = run_with_progress(gen, desc=Path(out).name) if progress else exhaust(gen)
-        reference = types.SimpleNamespace(wcs=prep.wcs, header=fits_header_with_pixsize(prep.pixel_pc))
-        return write_maps_fits(out, pred, bundle, reference=reference, inputs=[prepared_path], overwrite=overwrite)
     gen = predict_with_band_noise(bundle, prep.bands, prep.sigma, bad=~prep.usable, n_draws=n_draws, seed=seed,
                                   snr_min=snr_min, targets=targets, redshift=prep.redshift)
     pred = run_with_progress(gen, desc=Path(out).name) if progress else exhaust(gen)

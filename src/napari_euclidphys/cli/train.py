@@ -79,12 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-leaf-nodes", type=int, default=None, help="RF leaves per tree bound")
     p.add_argument("--max-samples", type=int, default=None, help="RF pixels per tree (2 000 000)")
     p.add_argument("--max-train-pixels", type=int, default=None, help="seeded subsample of training pixels")
-    p.add_argument("--cnn-seconds", type=float, default=600.0,
-                   help="cnn: wall-time budget of the epoch loop in seconds (600)")
-    p.add_argument("--cnn-epochs", type=int, default=200, help="cnn: epoch limit (200)")
-    p.add_argument("--cnn-width", type=int, default=16, help="cnn: channels of the first U-Net block (16)")
-    p.add_argument("--cnn-patch", type=int, default=64, help="cnn: training patch side in pixels (64)")
-    p.add_argument("--cnn-patches", type=int, default=256, help="cnn: patches per epoch (256)")
+    from ..spatial.training import CNN_OPTION_DEFAULTS as cnn
+
+    p.add_argument("--cnn-seconds", type=float, default=cnn["seconds"],
+                   help=f"cnn: wall-time budget of the epoch loop in seconds ({cnn['seconds']:g})")
+    p.add_argument("--cnn-epochs", type=int, default=cnn["epochs"], help=f"cnn: epoch limit ({cnn['epochs']})")
+    p.add_argument("--cnn-width", type=int, default=cnn["width"],
+                   help=f"cnn: channels of the first U-Net block ({cnn['width']})")
+    p.add_argument("--cnn-patch", type=int, default=cnn["patch"],
+                   help=f"cnn: training patch side in pixels ({cnn['patch']})")
+    p.add_argument("--cnn-patches", type=int, default=cnn["patches"],
+                   help=f"cnn: patches per epoch ({cnn['patches']})")
     p.add_argument("--augment-noise", choices=("wide", "deep"), default=None,
                    help="train (and test) on noisy copies of the pixels, with the noise of prepared Euclid "
                         "observations at this depth (measured by the observation model), for models meant "
@@ -286,19 +291,17 @@ def _train_spatial_model(atlas, config, args, tmp, test_ids) -> None:
     when they were trained in this run, else ``split_galaxies`` with the same seed and fraction);
     bundle ``models/cnn``, test metrics in ``report/cnn.md`` and ``report/cnn_metrics.json``."""
     from ..progress import run_with_progress
-    from ..spatial.training import SpatialConfig, evaluate_spatial, train_spatial
+    from ..spatial.training import spatial_config, train_and_evaluate_spatial
 
     t0 = time.perf_counter()
-    sconfig = SpatialConfig(width=args.cnn_width, patch=args.cnn_patch, patches_per_epoch=args.cnn_patches,
-                            max_epochs=args.cnn_epochs, max_seconds=args.cnn_seconds, seed=args.seed,
-                            split_seed=args.seed, test_fraction=args.test_fraction,
-                            test_galaxy_ids=tuple(test_ids) if test_ids is not None else None,
-                            projections=config.projections, targets=config.targets, clip_h=config.clip_h,
-                            patience=max(10, args.cnn_epochs))
-    result = run_with_progress(_logged(train_spatial(atlas, sconfig)), desc="train cnn", disable=args.quiet)
-    metrics = evaluate_spatial(result.bundle, atlas, result.test_ids, projections=config.projections or ("O5",))
-    result.bundle.metrics = {"test": metrics, "history": result.history}
-    result.bundle.save(tmp / "models" / "cnn")
+    sconfig = spatial_config(epochs=args.cnn_epochs, seconds=args.cnn_seconds, width=args.cnn_width,
+                             patch=args.cnn_patch, patches=args.cnn_patches, seed=args.seed,
+                             test_fraction=args.test_fraction, targets=config.targets,
+                             projections=config.projections, clip_h=config.clip_h, test_galaxy_ids=test_ids)
+    result = run_with_progress(_logged(train_and_evaluate_spatial(atlas, sconfig)), desc="train cnn",
+                               disable=args.quiet)
+    metrics = result.bundle.metrics["test"]
+    result.bundle.save(tmp / "models" / "cnn")  # with MODEL_CARD.md (spatial/card.py)
     log.info("saved bundle models/cnn (%d epochs, %.0f s)", len(result.history), result.seconds)
     (tmp / "report").mkdir(exist_ok=True)
     lines = ["# Spatial model (cnn): held-out test galaxies\n",

@@ -8,6 +8,12 @@ Layout::
     network.h5      the convolution weights as plain float32 HDF5 datasets (no code, no Keras config)
     MODEL_CARD.md   optional human description
 
+A calibration of the Gaussian head's σ (:class:`napari_euclidphys.calibration.Calibration`, fitted with
+:func:`napari_euclidphys.uncertainty.calibrate_on_atlases` on galaxies the network never saw) is stored
+under the ``calibration`` key of ``bundle.json`` as for the per-pixel bundles, written by
+:meth:`SpatialBundle.save_calibration` and applied by :meth:`SpatialBundle.predict_iter` (hence by
+``predict_maps``, ``predict_map_dask`` and ``predict_with_band_noise``) at each pixel's H_E S/N.
+
 :meth:`SpatialBundle.load` reuses the safety rules of :class:`napari_euclidphys.bundle.ModelBundle`:
 size-bounded JSON, known schema version, every listed file sha256-pinned, unlisted model-like files
 and any pickle refused, and the weights read as plain arrays by
@@ -132,15 +138,19 @@ class SpatialBundle:
                                          radius=receptive_radius(self.spec), multiple=self.spec.multiple,
                                          n_out=2 * self.spec.n_targets, pad_value=self.pad_value(), tile=tile))
 
-    def predict_iter(self, bands, sigma=None, *, tile: int = DEFAULT_TILE, targets=None, engine: str = "numpy"):
+    def predict_iter(self, bands, sigma=None, *, tile: int = DEFAULT_TILE, targets=None, engine: str = "numpy",
+                     calibrate: bool = True, redshift: float | None = None):
         """Predict maps of the bundle's targets; yields Progress per tile, returns a MapPrediction.
 
         ``bands`` (4, ny, nx) MJy/sr in BANDS order (numpy or dask, read whole); ``sigma`` their 1σ
         maps [MJy/sr] (required when :attr:`uses_sigma`).  Log maps in dex (Σ⋆ M⊙/pc², Z, t⋆ Gyr) and
         the network's per-pixel 1σ [dex] (the Gaussian head); pixels failing the mask are NaN, flag 1.
-        ``engine``: "numpy" (default) or "keras" (headless only, see :meth:`_apply`).
+        With a :attr:`calibration` and ``calibrate`` the σ is the calibrated one, σ_cal = √((aσ)² + b²)
+        of the pixel's H_E S/N bin (S/N from ``sigma`` when given, else noise-free: +inf) and of the
+        galaxy's ``redshift`` when known, as for the per-pixel bundles.  ``engine``: "numpy" (default) or "keras" (headless only, see :meth:`_apply`).
         """
         from ..inference import FLAG_MASKED, MapPrediction
+        from ..uncertainty import pixel_snr
 
         bands = np.asarray(bands, np.float32)
         targets = tuple(targets) if targets is not None else self.targets
@@ -150,6 +160,8 @@ class SpatialBundle:
         out = yield from self.network_outputs(bands, sigma, tile, engine)
         mask = pixel_mask(bands, self.clip_h)
         flags = np.where(mask, np.uint8(0), FLAG_MASKED).astype(np.uint8)
+        cal = self.calibration if calibrate else None
+        snr = pixel_snr(bands, sigma) if cal is not None else None
         log_maps, unc, maps = {}, {}, {}
         T = self.spec.n_targets
         for i, t in enumerate(self.targets):
@@ -159,6 +171,8 @@ class SpatialBundle:
             span = np.float32(hi - lo if hi > lo else 1.0)
             lm = (out[..., i] * span + np.float32(lo)).astype(np.float32)
             sg = (np.exp(np.clip(out[..., T + i], -20, 5)) * span).astype(np.float32)
+            if cal is not None and t in cal.bins:
+                sg = cal.apply(t, sg, snr, redshift)
             lm[~mask] = np.nan
             sg[~mask] = np.nan
             log_maps[t], unc[t] = lm, sg
@@ -166,7 +180,7 @@ class SpatialBundle:
                 maps[t] = np.power(np.float32(10.0), lm).astype(np.float32)
         return MapPrediction(maps=maps, log_maps=log_maps, uncertainty=unc, flags=flags, bundle_name=self.name,
                              bundle_sha256=self.sha256, clip_h=self.clip_h, n_evaluated=int(mask.sum()),
-                             n_out_of_range=0, targets=targets, calibrated=False)
+                             n_out_of_range=0, targets=targets, calibrated=cal is not None)
 
     # -- persistence ---------------------------------------------------------------------------
     def _json(self, files: dict) -> dict:
@@ -189,6 +203,7 @@ class SpatialBundle:
             "input_scaling": self.scaling.to_dict(),
             "provenance": self.provenance,
             "metrics": self.metrics,
+            "calibration": self.calibration.to_dict() if self.calibration is not None else None,
             "files": files,
         }
 
@@ -210,7 +225,16 @@ class SpatialBundle:
             (tmp / "bundle.json").write_text(text, encoding="utf-8")
         self.path = path
         self._sha256 = file_sha256(path / "bundle.json")
+        self.meta = json.loads(text)
         return path
+
+    def save_calibration(self) -> Path:
+        """Rewrite this saved bundle's ``bundle.json`` with :attr:`calibration` (and ``MODEL_CARD.md`` with
+        :attr:`model_card`, its hash updated); ``network.h5`` is not touched.  Same code as
+        :meth:`napari_euclidphys.bundle.ModelBundle.save_calibration`."""
+        from ..bundle import ModelBundle
+
+        return ModelBundle.save_calibration(self)
 
     @staticmethod
     def problems(meta, meta_path) -> list[str]:
@@ -261,6 +285,11 @@ class SpatialBundle:
                     bad.append(f"{meta_path}: files[{rel!r}] is not a sha256 hex digest")
                 if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
                     bad.append(f"{meta_path}: file entry {rel!r} points outside the bundle")
+        if meta.get("calibration") is not None:
+            from ..calibration import Calibration
+
+            bad += [f"{meta_path}: {p}" for p in Calibration.problems(meta["calibration"],
+                                                                      targets if isinstance(targets, dict) else {})]
         return bad
 
     @classmethod
@@ -295,6 +324,10 @@ class SpatialBundle:
         card = path / "MODEL_CARD.md"
         if card.is_file() and "MODEL_CARD.md" in files:
             bundle.model_card = card.read_text(encoding="utf-8")
+        if meta.get("calibration") is not None:
+            from ..calibration import Calibration
+
+            bundle.calibration = Calibration.from_dict(meta["calibration"])
         bundle.path = path
         bundle.meta = meta
         bundle._sha256 = hashlib.sha256(raw).hexdigest() if raw is not None else file_sha256(meta_path)

@@ -32,7 +32,7 @@ from .inputs import ChannelScaling, raw_channels
 from .network import UNetSpec, build_keras, keras_weights
 
 __all__ = ["SpatialConfig", "SpatialImages", "load_images", "train_spatial", "SpatialTrainingResult",
-           "evaluate_spatial", "dihedral"]
+           "evaluate_spatial", "dihedral", "spatial_config", "train_and_evaluate_spatial", "CNN_OPTION_DEFAULTS"]
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ def train_spatial(atlas, config: SpatialConfig | None = None, *, name: str | Non
     if best_weights is None:
         raise RuntimeError("the spatial model never reached a finite validation loss")
     seconds = time.perf_counter() - t_start
-    provenance = {"atlas": str(atlas.root), "config": config.to_dict(), "train_galaxy_ids": list(train_ids),
+    provenance = {"atlas": str(atlas.root), "atlas_manifest": atlas.manifest or {}, "config": config.to_dict(), "train_galaxy_ids": list(train_ids),
                   "validation_galaxy_ids": list(val_ids), "test_galaxy_ids": list(test_ids),
                   "split_seed": config.split_seed, "test_fraction": config.test_fraction,
                   "epochs": len(history), "best_val_loss": best, "train_seconds": seconds,
@@ -298,3 +298,53 @@ def evaluate_spatial(bundle, atlas, galaxy_ids, projections=("O5",)) -> dict:
             true[t].append(imgs.truth[i][..., j][imgs.mask[i]])
             pred[t].append(p.log_maps[t][imgs.mask[i]])
     return {t: regression_metrics(np.concatenate(true[t]), np.concatenate(pred[t])) for t in bundle.targets}
+
+
+#: The options of ``napari-euclidphys-train --models cnn`` (and of the train dock) and their defaults:
+#: ``--cnn-epochs``, ``--cnn-seconds``, ``--cnn-width``, ``--cnn-patch``, ``--cnn-patches``.
+CNN_OPTION_DEFAULTS = {"epochs": 200, "seconds": 600.0, "width": 16, "patch": 64, "patches": 256}
+
+
+def spatial_config(*, epochs: int = 200, seconds: float | None = 600.0, width: int = 16, patch: int = 64,
+                   patches: int = 256, seed: int = 0, test_fraction: float = 0.1, targets=TARGETS,
+                   projections=("O5",), clip_h: float | None = None, test_galaxy_ids=None) -> SpatialConfig:
+    """The :class:`SpatialConfig` of the CLI's and the train dock's cnn options (one mapping for both).
+
+    ``seed`` is the training seed and the split seed (so that with the same ``test_fraction`` the held-out
+    galaxies are the per-pixel models'); patience is ``max(10, epochs)`` (the budget, not early stopping,
+    ends a run).  ValueError on values no training can use.
+    """
+    import math
+
+    for name, value, lo in (("epochs", epochs, 1), ("width", width, 1), ("patches", patches, 1), ("patch", patch, 16)):
+        if not isinstance(value, (int, np.integer)) or value < lo:
+            raise ValueError(f"cnn {name} must be an integer of at least {lo}, got {value!r}")
+    if patch % 4:
+        raise ValueError(f"cnn patch must be a multiple of 4, got {patch}")
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"cnn seconds must be a positive number of seconds, got {seconds}")
+    kw = {} if clip_h is None else {"clip_h": float(clip_h)}
+    return SpatialConfig(width=int(width), patch=int(patch), patches_per_epoch=int(patches), max_epochs=int(epochs),
+                         max_seconds=seconds, seed=int(seed), split_seed=int(seed), test_fraction=float(test_fraction),
+                         test_galaxy_ids=tuple(test_galaxy_ids) if test_galaxy_ids is not None else None,
+                         projections=tuple(projections) if projections is not None else None,
+                         targets=tuple(targets), patience=max(10, int(epochs)), **kw)
+
+
+def train_and_evaluate_spatial(atlas, config: SpatialConfig, *, name: str | None = None, extra_card: str = "",
+                               reproduce: str | None = None) -> ProgressGenerator[SpatialTrainingResult]:
+    """Train (:func:`train_spatial`), score on the held-out test galaxies (:func:`evaluate_spatial`) and
+    attach ``metrics`` {"test", "history"} and a MODEL_CARD.md (:func:`napari_euclidphys.spatial.card.
+    spatial_model_card`) to the bundle: what ``napari-euclidphys-train --models cnn``, the train dock and
+    ``tools/train_shipped_cnn.py`` all run.  Yields Progress per epoch, then one for the evaluation."""
+    from ..training.assemble import as_atlas
+    from .card import spatial_model_card
+
+    atlas = as_atlas(atlas)
+    result = yield from train_spatial(atlas, config, name=name)
+    yield Progress(config.max_epochs, config.max_epochs,
+                   f"scoring the cnn on {len(result.test_ids)} held-out test galaxies")
+    metrics = evaluate_spatial(result.bundle, atlas, result.test_ids, projections=config.projections)
+    result.bundle.metrics = {"test": metrics, "history": result.history}
+    result.bundle.model_card = spatial_model_card(result.bundle, extra=extra_card, reproduce=reproduce)
+    return result
