@@ -499,7 +499,7 @@ def test_bundle_json_must_be_a_small_regular_file(case, bundle, tmp_path):  # no
 # -- 9. SIGTERM is handled like Ctrl-C: nothing half-written, non-zero exit --------------------------
 _SLOW_PREDICT = """
 import sys, time, pathlib
-import napari_euclidphys.cli.predict as p
+import napari_euclidphys.io.maps_writer as p
 marker = pathlib.Path(sys.argv[1])
 real = p._power_of_ten
 def slow(x):

@@ -35,6 +35,8 @@ import types
 import sys
 from pathlib import Path
 
+from ..io.maps_writer import UselessOutputError, check_useful, fits_header_with_pixsize, write_maps_fits
+
 __all__ = ["main", "build_parser", "predict_files", "write_maps_fits", "batch_jobs", "run_batch"]
 
 log = logging.getLogger("napari_euclidphys.predict")
@@ -43,10 +45,6 @@ log = logging.getLogger("napari_euclidphys.predict")
 
 class CliError(Exception):
     """A problem with the inputs: printed to stderr, exit code 2."""
-
-
-class UselessOutputError(CliError):
-    """The prediction holds no usable value (nothing evaluated, or a map all NaN): exit code 3."""
 
 
 #: Exit status of a useless prediction (see :class:`UselessOutputError`).
@@ -236,158 +234,33 @@ def _check_band_set(images, shapes) -> None:
         _warn(warning)
 
 
-def _ascii(text) -> str:
-    """FITS header strings must be printable ASCII: escape anything else (e.g. 'ü' -> '\\xfc')."""
-    out = str(text).encode("ascii", "backslashreplace").decode("ascii")
-    return "".join(c if 32 <= ord(c) < 127 else "?" for c in out)
-
-
-def _output_layout(bundle, targets, reference=None, inputs=()):
-    """Headers of a predicted-maps file: (primary header, [(EXTNAME, header, what, target)]).
-
-    ``what`` is "map" (physical units), "sigma" (dex) or "flags"; WCS/PIXSIZE from ``reference``.
-    """
-    from astropy.io import fits
-
-    from ..io.maps import extension_header, extension_name, primary_header
-
-    geometry = fits.Header()
-    if reference is not None:
-        if reference.wcs is not None:
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                # relax=True keeps SIP distortion (CTYPE …-SIP, A_/B_ polynomials)
-                geometry.update(reference.wcs.to_header(relax=True))
-            lost = [name for name, v in (("CPDIS", reference.wcs.cpdis1 or reference.wcs.cpdis2),
-                                         ("D2IM", reference.wcs.det2im1 or reference.wcs.det2im2)) if v]
-            if lost:
-                geometry["WCSNOTE"] = (f"{'+'.join(lost)} distortion of the input NOT copied",
-                                       "positions from this WCS are approximate")
-        for key in ("PIXSIZE",):
-            if key in reference.header:
-                geometry[key] = (reference.header[key], reference.header.comments[key])
-    h = primary_header(_ascii(bundle.name), bundle.sha256 or "")
-    h["MODKIND"] = (bundle.kind, "model kind: lr, rf, dnn")
-    h["FEATSET"] = (bundle.feature_set, "feature set")
-    h["CLIPH"] = (bundle.clip_h, "[MJy/sr] H_E clip; pixels at or below: not used")
-    h["NEVAL"] = (0, "pixels evaluated")
-    h["NOUTRNG"] = (0, "pixels outside the training feature range")
-    h["FLAGBIT1"] = ("masked", "flag 1: invalid or I_H <= CLIPH, not used")
-    h["FLAGBIT2"] = ("out of range", "flag value 2: features outside training range")
-    for i, band_path in enumerate(inputs):
-        h.add_history(_ascii(f"input {i + 1}: {Path(band_path).name}"))
-    h.add_comment("Synthetic-trained models are NOT TNG50-trained; see the bundle card.")
-    provenance = {"bundle_name": bundle.name, "bundle_sha256": bundle.sha256 or ""}
-    extensions = []
-    for t in targets:
-        extensions.append((extension_name("predicted", t),
-                           extension_header("predicted", t, geometry=geometry, **provenance), "map", t))
-        extensions.append((extension_name("uncertainty", t),
-                           extension_header("uncertainty", t, geometry=geometry, **provenance), "sigma", t))
-    extensions.append((extension_name("flags"), extension_header("flags", geometry=geometry, **provenance),
-                       "flags", None))
-    return h, extensions
-
-
-def write_maps_fits(path, prediction, bundle, reference=None, inputs=(), overwrite=False, noise=None) -> Path:
-    """Write a MapPrediction as multi-extension FITS (atomically); WCS/PIXSIZE from ``reference``.
-
-    With band errors propagated (``prediction.aleatoric``; ``noise`` = {"draws", "seed", "snr_min"}) the
-    ``*_SIGMA`` extensions hold the total σ and ``*_ALEA`` the part due to the band noise.
-    """
-    import numpy as np
-
-    from ..io.maps import extension_header, extension_name, geometry_cards, write_maps
-
-    primary, extensions = _output_layout(bundle, prediction.targets, reference, inputs)
-    primary["NEVAL"] = prediction.n_evaluated
-    primary["NOUTRNG"] = prediction.n_out_of_range
-    primary["SIGCAL"] = (bool(prediction.calibrated), "SIGMA calibrated on unseen galaxies (bundle)")
-    if prediction.aleatoric:
-        primary["SIGMA"] = ("model+band", "_SIGMA: sqrt(model^2 + band noise^2)")
-        primary["NDRAWS"] = ((noise or {}).get("draws", 0), "Monte-Carlo draws of the band noise")
-        primary["DRAWSEED"] = ((noise or {}).get("seed", 0), "seed of the draws")
-        primary["SNRMIN"] = (float((noise or {}).get("snr_min", 0.0)), "flag 4 below this H_E S/N")
-        primary["FLAGBIT3"] = ("low S/N", "flag value 4: H_E S/N < SNRMIN")
-    planes = []
-    for name, hdr, what, t in extensions:
-        data = {"map": lambda: prediction.maps[t],
-                "sigma": lambda: np.asarray(prediction.uncertainty[t], np.float32),
-                "flags": lambda: prediction.flags.astype(np.uint8)}[what]()
-        planes.append((name, hdr, data))
-        if what == "sigma" and prediction.aleatoric:
-            alea = extension_header("aleatoric", t, geometry=geometry_cards(hdr), bundle_name=bundle.name,
-                                    bundle_sha256=bundle.sha256 or "")
-            planes.append((extension_name("aleatoric", t), alea, np.asarray(prediction.aleatoric[t], np.float32)))
-    write_maps(path, primary, planes, overwrite=overwrite)
-    return Path(path)
-
-
-def _power_of_ten(log_values):
-    """10**x as float32; extrapolated predictions beyond float32 become inf without a warning."""
-    import numpy as np
-
-    with np.errstate(over="ignore"):
-        return np.power(np.float32(10.0), log_values).astype(np.float32)
-
-
-class _RawImageWriter:
-    """Writes blocks (``writer[rows, cols] = block``) into one image's data area of a FITS file.
-
-    ``offset`` is where the data area starts; rows are written with seek + write (big-endian, as
-    FITS wants), so the output is never memory-mapped and stays out of the process's memory.
-    """
-
-    def __init__(self, f, offset: int, shape: tuple, dtype):
-        import numpy as np
-
-        self.f, self.offset, self.shape = f, offset, tuple(shape)
-        self.dtype = np.dtype(dtype).newbyteorder(">")
-
-    def __setitem__(self, key, value) -> None:
-        import numpy as np
-
-        rows, cols = key
-        block = np.ascontiguousarray(np.asarray(value), dtype=self.dtype)
-        r0, c0 = rows.start or 0, cols.start or 0
-        width, item = self.shape[1], self.dtype.itemsize
-        if c0 == 0 and block.shape[1] == width:  # whole rows: one contiguous byte range
-            self.f.seek(self.offset + r0 * width * item)
-            self.f.write(block.tobytes())
-            return
-        for i in range(block.shape[0]):
-            self.f.seek(self.offset + ((r0 + i) * width + c0) * item)
-            self.f.write(block[i].tobytes())
-
-
 def predict_files_lazy(bundle, band_paths, out, *, targets=None, chunk_pixels=1_000_000, overwrite=False,
                        progress=True, unit=None, named=False) -> Path:
     """Predict band images of any size block by block with dask and stream the maps into ``out``.
 
-    The bands are memory-mapped (:func:`napari_euclidphys.io.fits.open_band_dask`), predicted with
-    :func:`napari_euclidphys.inference.predict_map_dask`, and each block is stored straight into a
-    pre-sized multi-extension FITS file (memory-mapped), so memory stays bounded by a few blocks.
-    The file has the same layout as :func:`write_maps_fits`.
+    The bands are memory-mapped (:func:`napari_euclidphys.io.fits.open_band_dask`) in slabs of whole
+    rows, predicted with :func:`napari_euclidphys.inference.predict_map_dask`, and each slab is
+    stored straight into a pre-sized multi-extension FITS file
+    (:func:`napari_euclidphys.io.maps_writer.write_maps_streamed`), so memory stays bounded by a
+    few slabs.  The file has the same layout as :func:`napari_euclidphys.io.maps_writer.write_maps_fits`.
     """
+    from contextlib import closing
+
     import dask.array as da
-    import numpy as np
-    from astropy.io import fits
 
     from .. import BANDS
     from ..inference import predict_map_dask
     from ..io.fits import image_shape, open_band_dask
-    from ..io.safe import atomic_path, check_can_write
-
-    from ..io.safe import check_writable
+    from ..io.maps_writer import write_maps_streamed
+    from ..io.safe import check_can_write, check_writable
+    from ..progress import exhaust, run_with_progress
+    from ..slabs import slab_rows
 
     check_writable(out)
     check_can_write(out, overwrite)
     _check_band_files(band_paths, _band_labels(named))
     shape = image_shape(band_paths[0])
-    width = shape[1] if shape else 1
-    rows = max(1, int(chunk_pixels) // width)
+    rows = slab_rows(shape[1] if shape else 1, chunk_pixels)
     lazy, images = [], []
     for expected, path in zip(BANDS, band_paths):
         # slabs of whole rows, the blocks the prediction uses: no rechunking, no slab held twice
@@ -396,71 +269,11 @@ def predict_files_lazy(bundle, band_paths, out, *, targets=None, chunk_pixels=1_
         lazy.append(array)
         images.append(meta)
     _check_band_set(images, [tuple(a.shape) for a in lazy])
-    ny, nx = lazy[0].shape
     pred = predict_map_dask(bundle, da.stack(lazy), targets=targets, block_rows=rows)
-    primary, extensions = _output_layout(bundle, pred.targets, images[0], band_paths)
-    n_t = len(pred.targets)
-    n_evaluated = n_out_of_range = 0
-    n_finite = {t: 0 for t in pred.targets}
-    with atomic_path(out, overwrite=overwrite) as tmp, open(tmp, "w+b") as f:
-        # the file skeleton: headers, and data areas sized (not filled) by seeking past them
-        f.write(primary.tostring().encode("ascii"))
-        writers = []
-        for name, hdr, what, t in extensions:
-            dtype = np.uint8 if what == "flags" else np.float32
-            hdu = fits.ImageHDU(np.zeros((1, 1), dtype), header=hdr, name=name)
-            hdu.header["NAXIS1"], hdu.header["NAXIS2"] = nx, ny
-            f.write(hdu.header.tostring().encode("ascii"))
-            writers.append((_RawImageWriter(f, f.tell(), (ny, nx), dtype), what, t))
-            size = ny * nx * np.dtype(dtype).itemsize
-            f.seek(-(-size // 2880) * 2880 - 1, 1)
-            f.write(b"\0")
-        # one slab of whole rows at a time: memory stays at one slab whatever the image size (the
-        # estimators use both cores inside a slab); the output is written, never memory-mapped
-        starts = range(0, ny, rows)
-        if progress:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc=Path(out).name, unit="slab")
-        for r0 in starts:
-            slab = pred.stack[:, r0:r0 + rows].compute(scheduler="synchronous")
-            flags = slab[2 * n_t].astype(np.uint8)
-            n_evaluated += int(np.count_nonzero((flags & 1) == 0))
-            n_out_of_range += int(np.count_nonzero(flags & 2))
-            region = (slice(r0, r0 + slab.shape[1]), slice(0, nx))
-            for writer, what, t in writers:
-                if what == "map":
-                    values = _power_of_ten(slab[pred.targets.index(t)])
-                    n_finite[t] += int(np.count_nonzero(np.isfinite(values)))
-                    writer[region] = values
-                elif what == "sigma":
-                    writer[region] = slab[n_t + pred.targets.index(t)]
-                else:
-                    writer[region] = flags
-        _check_useful(out, ny * nx, n_evaluated, n_finite, bundle.clip_h)  # the temporary file is removed
-        primary["NEVAL"] = n_evaluated
-        primary["NOUTRNG"] = n_out_of_range
-        primary["SIGCAL"] = (getattr(bundle, "calibration", None) is not None,  # predict_pixels calibrates
-                             "SIGMA calibrated on unseen galaxies (bundle)")
-        f.seek(0)
-        f.write(primary.tostring().encode("ascii"))  # same cards, same length: rewritten in place
-    return Path(out)
-
-
-def _check_useful(out, n_pixels, n_evaluated, n_finite: dict, clip_h) -> None:
-    """UselessOutputError (exit 3) when nothing was evaluated or a target's map holds no finite value."""
-    if n_evaluated == 0:
-        raise UselessOutputError(
-            f"{out}: useless prediction, not written: none of the {n_pixels} pixels was evaluated (every "
-            f"pixel has a non-finite or non-positive band, or I_H at or below the bundle's clip of "
-            f"{clip_h:g} MJy/sr); check the bands' unit and the bundle")
-    from ..io.maps import TARGET_EXTNAMES
-
-    empty = [TARGET_EXTNAMES[t] for t, n in n_finite.items() if n == 0]
-    if empty:
-        raise UselessOutputError(
-            f"{out}: useless prediction, not written: {', '.join(empty)} map(s) are NaN/inf in all "
-            f"{n_evaluated} evaluated pixels (the bundle's scaling or model gives no finite value)")
+    # closed at once on an error or an interruption: the temporary file is removed then, not at exit
+    with closing(write_maps_streamed(out, pred, bundle, rows=rows, reference=images[0], inputs=band_paths,
+                                     overwrite=overwrite)) as gen:
+        return run_with_progress(gen, desc=Path(out).name) if progress else exhaust(gen)
 
 
 def predict_files(bundle, band_paths, out, *, targets=None, chunk_pixels=1_000_000, overwrite=False,
@@ -486,7 +299,7 @@ def predict_files(bundle, band_paths, out, *, targets=None, chunk_pixels=1_000_0
     bands, images = _read_bands(band_paths, unit=unit, named=named)
     gen = predict_maps(bundle, bands, chunk_pixels=chunk_pixels, targets=targets)
     pred = run_with_progress(gen, desc=Path(out).name) if progress else exhaust(gen)
-    _check_useful(out, int(bands[0].size), pred.n_evaluated,
+    check_useful(out, int(bands[0].size), pred.n_evaluated,
                   {t: int(np.count_nonzero(np.isfinite(pred.maps[t]))) for t in pred.targets}, bundle.clip_h)
     return write_maps_fits(out, pred, bundle, reference=images[0], inputs=band_paths, overwrite=overwrite)
 
@@ -538,15 +351,6 @@ def trained_on_observations(bundle) -> bool:
     from ..uncertainty import trained_on_observations as from_provenance
 
     return from_provenance(bundle.provenance)
-
-
-def fits_header_with_pixsize(pixel_pc: float):
-    """A header holding only PIXSIZE [pc] (the geometry a maps file copies besides the WCS)."""
-    from astropy.io import fits
-
-    header = fits.Header()
-    header["PIXSIZE"] = (float(pixel_pc), "pixel side [pc]")
-    return header
 
 
 # -- batch --------------------------------------------------------------------------------------
