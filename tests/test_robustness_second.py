@@ -499,7 +499,7 @@ def test_bundle_json_must_be_a_small_regular_file(case, bundle, tmp_path):  # no
 # -- 9. SIGTERM is handled like Ctrl-C: nothing half-written, non-zero exit --------------------------
 _SLOW_PREDICT = """
 import sys, time, pathlib
-import napari_euclidphys.cli.predict as p
+import napari_euclidphys.io.maps_writer as p
 marker = pathlib.Path(sys.argv[1])
 real = p._power_of_ten
 def slow(x):
@@ -616,7 +616,7 @@ def test_dask_on_a_truncated_file_and_an_unreachable_scheduler(bundle, tmp_path,
     err = capsys.readouterr().err
     assert f"{paths[2]}: truncated FITS file" in err and "Traceback" not in err
     paths[2].write_bytes(raw)
-    monkeypatch.setattr("napari_euclidphys.cli.predict.SCHEDULER_TIMEOUT_S", 1.0)
+    monkeypatch.setattr("napari_euclidphys.cli.batch.SCHEDULER_TIMEOUT_S", 1.0)
     t0 = time.monotonic()
     (tmp_path / "list.txt").write_text(" ".join(f'"{p}"' for p in paths) + "\n")
     assert _predict(["--model", bundle, "--batch", tmp_path / "list.txt", "--out-dir", tmp_path / "o",

@@ -24,7 +24,8 @@ import numpy as np
 
 from . import BANDS, quantities
 from .features import pixel_mask
-from .progress import Progress, ProgressGenerator
+from .progress import ProgressGenerator
+from .slabs import over_row_slabs, slab_rows
 
 __all__ = ["FLAG_MASKED", "FLAG_OUT_OF_RANGE", "MapPrediction", "DaskMapPrediction", "predict_maps",
            "predict_pixels", "predict_map_dask"]
@@ -127,21 +128,19 @@ def predict_maps(bundle, bands, *, chunk_pixels: int = 1_000_000, targets=None,
         return (yield from bundle.predict_iter(bands, sigma, targets=targets, calibrate=calibrate))
     ny, nx = _check_bands(bands)
     targets = _targets(bundle, targets)
-    rows = max(1, int(chunk_pixels) // max(nx, 1))
-    n_chunks = max(1, -(-ny // rows))
     log_maps = {t: np.full((ny, nx), np.nan, np.float32) for t in targets}
     sigma = {t: np.full((ny, nx), np.nan, np.float32) for t in targets}
     flags = np.full((ny, nx), FLAG_MASKED, np.uint8)
-    yield Progress(0, n_chunks, f"predicting {', '.join(targets)} on {ny}×{nx} pixels")
-    for i, r0 in enumerate(range(0, ny, rows)):
-        r1 = min(ny, r0 + rows)
-        slab = np.asarray(bands[:, r0:r1, :], dtype=np.float32)
-        lm, sg, fl = predict_pixels(bundle, slab, targets, calibrate)
+
+    def slab(i, r0, r1):
+        lm, sg, fl = predict_pixels(bundle, np.asarray(bands[:, r0:r1, :], dtype=np.float32), targets, calibrate)
         for t in targets:
             log_maps[t][r0:r1] = lm[t]
             sigma[t][r0:r1] = sg[t]
         flags[r0:r1] = fl
-        yield Progress(i + 1, n_chunks, f"rows {r1}/{ny}")
+
+    yield from over_row_slabs(ny, slab_rows(nx, chunk_pixels), slab,
+                              f"predicting {', '.join(targets)} on {ny}×{nx} pixels")
     maps = {}
     for t in targets:
         with np.errstate(over="ignore"):

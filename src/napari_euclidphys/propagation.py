@@ -19,7 +19,8 @@ import numpy as np
 
 from . import BANDS, quantities
 from .inference import FLAG_MASKED, MapPrediction, _check_bands, _targets, predict_pixels
-from .progress import Progress, ProgressGenerator
+from .progress import ProgressGenerator
+from .slabs import over_row_slabs, row_slabs, slab_rows
 
 __all__ = ["FLAG_LOW_SNR", "FLOOR_MJY_SR", "DEFAULT_SNR_MIN", "DEFAULT_DRAWS", "predict_with_band_noise"]
 
@@ -85,17 +86,15 @@ def predict_with_band_noise(
     if not (isinstance(n_draws, (int, np.integer)) and n_draws >= 2):
         raise ValueError(f"n_draws must be an integer >= 2, got {n_draws!r}")
     targets = _targets(bundle, targets)
-    rows = max(1, int(chunk_pixels) // max(nx, 1))
-    n_chunks = max(1, -(-ny // rows))
+    rows = slab_rows(nx, chunk_pixels)
     shape = (ny, nx)
     log_maps = {t: np.full(shape, np.nan, np.float32) for t in targets}
     model_sd = {t: np.full(shape, np.nan, np.float32) for t in targets}
     alea = {t: np.full(shape, np.nan, np.float32) for t in targets}
     flags = np.full(shape, FLAG_MASKED, np.uint8)
-    seeds = np.random.SeedSequence(seed).spawn(n_chunks)
-    yield Progress(0, n_chunks, f"predicting with {n_draws} noise draws per pixel")
-    for i, r0 in enumerate(range(0, ny, rows)):
-        r1 = min(ny, r0 + rows)
+    seeds = np.random.SeedSequence(seed).spawn(max(1, len(row_slabs(ny, rows))))
+
+    def work(i, r0, r1):
         slab = np.array(bands[:, r0:r1, :], dtype=np.float32)
         sig = np.nan_to_num(np.asarray(sigma[:, r0:r1, :], dtype=np.float32), nan=0.0)
         if bad is not None:
@@ -114,7 +113,8 @@ def predict_with_band_noise(
         for t in targets:
             log_maps[t][r0:r1], model_sd[t][r0:r1] = lm[t], sd[t]
         flags[r0:r1] = fl
-        yield Progress(i + 1, n_chunks, f"rows {r1}/{ny}")
+
+    yield from over_row_slabs(ny, rows, work, f"predicting with {n_draws} noise draws per pixel")
     pred = _assemble(bundle, targets, log_maps, model_sd, alea, flags)
     if calibrate:
         from .uncertainty import calibrated, pixel_snr

@@ -2,7 +2,8 @@
 
 ``napari-euclidphys-atlas``   build the synthetic atlas            (:mod:`napari_euclidphys.cli.atlas`)
 ``napari-euclidphys-train``   train models, write bundles/report   (:mod:`napari_euclidphys.cli.train`)
-``napari-euclidphys-predict`` apply a model bundle to band images  (:mod:`napari_euclidphys.cli.predict`)
+``napari-euclidphys-predict`` apply a model bundle to band images  (:mod:`napari_euclidphys.cli.predict`;
+                              one galaxy: :mod:`~napari_euclidphys.cli.galaxy`, batch: :mod:`~napari_euclidphys.cli.batch`)
 ``napari-euclidphys-prepare`` Euclid MER files → prepared bands     (:mod:`napari_euclidphys.cli.prepare`)
 """
 
