@@ -128,3 +128,15 @@ def test_calibration_saved_in_the_bundle_and_applied(rf, atlases, tmp_path):
     (copy / "bundle.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="calibration.bins.mass row"):
         ModelBundle.load(copy)
+
+
+def test_pooled_samples_keep_every_pixel_in_order(rf, atlases):
+    from napari_euclidphys.uncertainty import pool_samples
+
+    ideal, observed = atlases
+    a, b = atlas_pixels(rf, ideal), atlas_pixels(rf, observed, n_draws=4)
+    pooled = pool_samples([a, b])
+    for t in rf.targets:
+        assert len(pooled.residual[t]) == len(a.residual[t]) + len(b.residual[t])
+        np.testing.assert_array_equal(pooled.redshift[t], np.r_[a.redshift[t], b.redshift[t]])
+        np.testing.assert_array_equal(pooled.snr[t][: len(a.snr[t])], a.snr[t])

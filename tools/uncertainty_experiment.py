@@ -4,12 +4,14 @@
     .venv/bin/python tools/uncertainty_experiment.py \\
         --ideal-models models/euclidphys-{lr,rf,dnn}-bands-synth \\
         --observed-models models/euclidphys-{lr,rf,dnn}-bands-wide-synth \\
-        --calib ATLAS_CAL --calib-observed ATLAS_CAL_OBS --test ATLAS_TEST --test-observed ATLAS_TEST_OBS \\
+        --calib ATLAS_CAL --calib-observed CAL_Z1 CAL_Z2 … --test ATLAS_TEST --test-observed TEST_Z1 TEST_Z2 … \\
         --out benchmarks/output/uncertainty [--write-calibration]
 
-1. Calibrates every bundle on the calibration galaxies (an atlas seed the models never saw; its ideal and
-   its observed, prepared version pooled, so one calibration serves noise-free and noisy inputs through
-   its S/N bins); ``--write-calibration`` stores it in the bundle (bundle.json is rewritten, hashes kept).
+1. Calibrates every bundle on the calibration galaxies (an atlas seed the models never saw; its ideal
+   version and its observed, prepared versions pooled — best one per redshift, every galaxy at every
+   redshift, so that the redshift bins learn the redshift and not the galaxies drawn at it — so one
+   calibration serves noise-free and noisy inputs through its S/N and redshift bins);
+   ``--write-calibration`` stores it in the bundle (bundle.json is rewritten, hashes kept).
 2. On the test galaxies (another unseen seed): the 2 × 2 table — ideal- vs observation-trained models on
    ideal vs observed galaxies — of R², RMSE and f_out per target; coverage of the calibrated σ at 1σ and
    2σ per target, per H_E S/N bin and per redshift, with the raw (uncalibrated) coverage beside it.
@@ -37,9 +39,11 @@ def parse_args(argv=None):
     p.add_argument("--ideal-models", nargs="+", required=True)
     p.add_argument("--observed-models", nargs="+", default=[])
     p.add_argument("--calib", required=True)
-    p.add_argument("--calib-observed", required=True)
+    p.add_argument("--calib-observed", required=True, nargs="+",
+                   help="the calibration galaxies observed and prepared; best one atlas per redshift")
     p.add_argument("--test", required=True)
-    p.add_argument("--test-observed", required=True)
+    p.add_argument("--test-observed", required=True, nargs="+",
+                   help="the test galaxies observed and prepared (one atlas per redshift: pooled)")
     p.add_argument("--draws", type=int, default=16)
     p.add_argument("--out", default="benchmarks/output/uncertainty")
     p.add_argument("--write-calibration", action="store_true", help="store the calibration in each bundle")
@@ -85,9 +89,11 @@ def _coverage_with_spread(sample, cal) -> list[dict]:
 
 
 def evaluate(bundle, atlases: dict, draws: int) -> dict:
-    from napari_euclidphys.uncertainty import atlas_pixels
+    """{name: pooled PixelSample} for {name: [atlases]} (a name's atlases are pooled)."""
+    from napari_euclidphys.uncertainty import atlas_pixels, pool_samples
 
-    return {name: atlas_pixels(bundle, atlas, n_draws=draws, seed=11) for name, atlas in atlases.items()}
+    return {name: pool_samples(atlas_pixels(bundle, a, n_draws=draws, seed=11) for a in group)
+            for name, group in atlases.items() if group}
 
 
 def reliability_figure(curves: dict, path: Path) -> None:
@@ -123,15 +129,15 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    calib = [open_atlas(args.calib), open_atlas(args.calib_observed)]
-    tests = {"ideal": open_atlas(args.test), "observed": open_atlas(args.test_observed)}
+    calib = [open_atlas(args.calib), *(open_atlas(a) for a in args.calib_observed)]
+    tests = {"ideal": [open_atlas(args.test)], "observed": [open_atlas(a) for a in args.test_observed]}
     results, curves = {}, {}
     for trained, paths in (("ideal-trained", args.ideal_models), ("observation-trained", args.observed_models)):
         for path in paths:
             bundle = ModelBundle.load(path)
             usable = _usable(bundle)  # an observation-trained cnn needs σ maps: observed atlases only
             cal = calibrate_on_atlases(bundle, [a for a in calib if usable(a)], n_draws=args.draws, seed=7)
-            samples = evaluate(bundle, {k: a for k, a in tests.items() if usable(a)}, args.draws)
+            samples = evaluate(bundle, {k: [a for a in g if usable(a)] for k, g in tests.items()}, args.draws)
             entry = {"trained": trained, "kind": bundle.kind, "calibration": cal.to_dict(), "test": {},
                      "observed_only": not all(usable(a) for a in calib)}
             for name, sample in samples.items():
@@ -185,6 +191,17 @@ def _describe(atlas_dir: str) -> str:
         return f"the galaxies of `{Path(atlas_dir).name}`"
 
 
+def _redshifts(atlas_dirs) -> str:
+    """The redshifts the observed atlases hold, from their manifests ("?" when unreadable)."""
+    zs = set()
+    for d in atlas_dirs:
+        try:
+            zs |= {e["redshift"] for e in json.loads((Path(d) / "manifest.json").read_text())["entries"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            return "?"
+    return ", ".join(f"{z:g}" for z in sorted(zs))
+
+
 def card_with_calibration(card: str, entry: dict, args) -> str:
     """The model card with its calibration section (replaced when present) and the right reproduce line."""
     if CARD_SECTION in card:
@@ -202,9 +219,8 @@ def card_with_calibration(card: str, entry: dict, args) -> str:
     section = (f"{CARD_SECTION}\n\nThe σ this bundle reports is calibrated: σ_cal = √((a σ)² + b²) per target and H_E S/N bin "
                "(noise-free inputs have a bin of their own) and, for prepared observations, per redshift within "
                f"each S/N bin, with {raw}, "
-               f"fitted on {'the observed, prepared version of ' if entry.get('observed_only') else ''}"
-               f"{_describe(args.calib)}{'' if entry.get('observed_only') else ' and its observed, prepared version'}"
-               " (never seen in training). "
+               f"fitted on {_describe(args.calib)}{'' if entry.get('observed_only') else ', noise-free and'} "
+               f"observed and prepared at each of z = {_redshifts(args.calib_observed)} (never seen in training). "
                f"Coverage on other unseen test galaxies ({_describe(args.test)}, ideal and observed; nominal "
                "68.3 % and 95.4 %):\n\n" + "\n".join(rows) + "\n\n")
     marker = "## Intended use"
@@ -212,8 +228,9 @@ def card_with_calibration(card: str, entry: dict, args) -> str:
 
 
 def markdown(results: dict, seconds: float, args) -> str:
-    lines = [f"Calibration atlases: `{args.calib}`, `{args.calib_observed}`; test atlases: `{args.test}`, "
-             f"`{args.test_observed}`; {args.draws} noise draws per pixel; {seconds:.0f} s.", "",
+    lines = [f"Calibration atlases: `{args.calib}`, {', '.join(f'`{a}`' for a in args.calib_observed)}; test atlases: "
+             f"`{args.test}`, {', '.join(f'`{a}`' for a in args.test_observed)}; {args.draws} noise draws per pixel; "
+             f"{seconds:.0f} s.", "",
              "### The 2 × 2 table (test galaxies; ± the spread over 50 bootstrap resamples of the galaxies)", "",
              "| model | trained on | tested on | target | R² | RMSE [dex] | f_out [%] |", "|---|---|---|---|---|---|---|"]
     for name, e in results.items():

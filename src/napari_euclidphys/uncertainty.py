@@ -18,7 +18,8 @@ from .calibration import NOMINAL, Calibration, calibrate, coverage, in_bin, snr_
 from .inference import FLAG_MASKED, MapPrediction, predict_maps
 from .progress import exhaust
 
-__all__ = ["trained_on_observations", "input_mismatch", "PixelSample", "atlas_pixels", "calibrate_on_atlases", "calibrated", "coverage_table", "pixel_snr"]
+__all__ = ["trained_on_observations", "input_mismatch", "PixelSample", "atlas_pixels", "pool_samples",
+           "calibrate_on_atlases", "calibrated", "coverage_table", "pixel_snr"]
 
 _H = BANDS.index("H")
 
@@ -114,20 +115,31 @@ def atlas_pixels(bundle, atlas, *, projections=None, galaxies=None, n_draws: int
     return PixelSample(*({t: cat[t][i] for t in bundle.targets} for i in range(6)))
 
 
+def pool_samples(samples) -> PixelSample:
+    """One :class:`PixelSample` of the pixels of several (e.g. one galaxy set observed at several redshifts)."""
+    samples = list(samples)
+    fields = ("residual", "sigma", "snr", "galaxy", "redshift", "truth_log")
+    targets = samples[0].residual.keys()
+    return PixelSample(*({t: np.concatenate([getattr(s, f)[t] for s in samples]) for t in targets}
+                         for f in fields))
+
+
 def calibrate_on_atlases(bundle, atlases, *, n_draws: int = 16, seed: int = 0) -> Calibration:
-    """Fit the bundle's :class:`Calibration` on the pooled pixels of ``atlases`` (galaxies it never saw)."""
-    samples = [atlas_pixels(bundle, a, n_draws=n_draws, seed=seed) for a in atlases]
-    residual = {t: np.concatenate([s.residual[t] for s in samples]) for t in bundle.targets}
-    sigma = {t: np.concatenate([s.sigma[t] for s in samples]) for t in bundle.targets}
-    snr = np.concatenate([s.snr[bundle.targets[0]] for s in samples])
-    redshift = np.concatenate([s.redshift[bundle.targets[0]] for s in samples])
-    for t in bundle.targets[1:]:  # every target is evaluated on the same pixels
-        if len(np.concatenate([s.snr[t] for s in samples])) != len(snr):
-            raise ValueError("targets were evaluated on different pixels; cannot share the S/N bins")
+    """Fit the bundle's :class:`Calibration` on the pooled pixels of ``atlases`` (galaxies it never saw).
+
+    Observing the same calibration galaxies at every redshift (one atlas per redshift) separates what
+    the redshift does to the errors from what the galaxies do; with one redshift per galaxy the
+    redshift bins would learn the galaxies that happened to be drawn at each redshift.
+    """
+    pooled = pool_samples(atlas_pixels(bundle, a, n_draws=n_draws, seed=seed) for a in atlases)
+    t0 = bundle.targets[0]
+    snr = pooled.snr[t0]
+    if any(len(pooled.snr[t]) != len(snr) for t in bundle.targets[1:]):
+        raise ValueError("targets were evaluated on different pixels; cannot share the S/N bins")
     source = {"atlases": [str(a.root) for a in atlases],
-              "galaxies": sorted({int(g) for s in samples for g in np.unique(s.galaxy[bundle.targets[0]])}),
+              "galaxies": sorted({int(g) for g in np.unique(pooled.galaxy[t0])}),
               "n_draws": n_draws, "pixels": int(len(snr))}
-    return calibrate(residual, sigma, snr, source=source, redshift=redshift)
+    return calibrate(pooled.residual, pooled.sigma, snr, source=source, redshift=pooled.redshift[t0])
 
 
 def calibrated(bundle, prediction: MapPrediction, snr, redshift=None) -> MapPrediction:
