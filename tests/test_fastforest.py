@@ -156,6 +156,37 @@ def test_kernel_checks_buffer_sizes():
         k.forest_sum(nodes, values, off.astype(np.int64), depth.astype(np.int32), X, 2, bytes(24), s2, 1024)
 
 
+@pytest.mark.skipif(not fastforest.kernel_available(), reason="compiled kernel not built")
+def test_kernel_adapts_its_branch_free_steps_without_changing_the_numbers():
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = _data(3000)
+    ref = RandomForestRegressor(n_estimators=6, max_leaf_nodes=300, random_state=3).fit(X, y)
+    packed = PackedForest.from_sklearn(ref, n_threads=1)
+    Xp = np.random.default_rng(5).random((20000, 4), dtype=np.float32)
+    k = fastforest._load_kernel()
+    results = []
+    for start in (0, 1, 3, 40, None):  # None: the training depth, as PackedForest.sums starts
+        steps = packed.tree_depth.copy() if start is None else np.full(packed.n_trees, start, np.int32)
+        s, s2 = np.empty(len(Xp)), np.empty(len(Xp))
+        k.forest_sum(packed.nodes, packed.values, packed.tree_offset, steps, Xp, 4, s, s2, 2048)
+        results.append((s, s2, steps.copy()))
+        if start == 0:
+            assert np.all(steps >= 3)  # far too few: most rows were still inside the trees, so it grew
+        if start == 40:
+            assert np.all(steps <= 40 - 9)  # far too many: every row at its leaf long before, so it shrank
+    for s, s2, _ in results[1:]:
+        np.testing.assert_array_equal(s, results[0][0])
+        np.testing.assert_array_equal(s2, results[0][1])
+    per_tree = np.stack([t.predict(Xp) for t in ref.estimators_])
+    np.testing.assert_allclose(results[0][0] / 6, ref.predict(Xp), rtol=2e-7, atol=2e-7)
+    np.testing.assert_allclose(results[0][1], (per_tree ** 2).sum(0), rtol=1e-6)
+    # PackedForest keeps the adapted steps for its next call; its tree_depth (the file's) is untouched
+    depth = packed.tree_depth.copy()
+    np.testing.assert_array_equal(packed.predict(Xp), (results[0][0] / 6).astype(np.float32))
+    np.testing.assert_array_equal(packed.tree_depth, depth)
+
+
 def test_bundle_pins_the_packed_forest_file(tmp_path):
     from napari_euclidphys.features import MinMaxScaling
     from napari_euclidphys.bundle import BundleError, ModelBundle

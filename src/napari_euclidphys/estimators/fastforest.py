@@ -11,6 +11,8 @@ A :class:`PackedForest` holds every tree of a fitted forest in four flat arrays:
 - ``tree_offset`` (int64 per tree): index of each tree's root in ``nodes``.
 - ``tree_depth`` (int32 per tree): the number of branch-free steps after which
   :data:`BRANCH_FREE_QUANTILE` of the (bootstrap-weighted) training samples have reached their leaf.
+  The kernel starts from it and adapts it to the rows it is given (a copy, kept between calls):
+  see ``_forest_kernel.c``; the numbers never depend on it.
 
 Thresholds are the largest float32 not above scikit-learn's float64 threshold, so for float32
 features every split decision equals scikit-learn's (``x <= t`` goes left).  Per-tree predictions
@@ -174,7 +176,10 @@ class PackedForest:
     validate : check every node (always done for arrays read from a file)
     """
 
-    block = 131072  #: rows per pass over the trees: amortises reading the nodes from memory
+    block = 131072  #: rows per kernel call (a thread's piece of work, at most)
+    #: rows per pass over the trees inside the kernel: amortises reading the nodes from memory; the
+    #: kernel adapts each tree's branch-free steps after every such block
+    kernel_block = 16384
 
     def __init__(self, nodes, values, tree_offset, tree_depth, n_features: int,
                  feature_importances=None, n_threads: int | None = None, validate: bool = True):
@@ -188,6 +193,9 @@ class PackedForest:
         self.n_threads = n_threads or (os.cpu_count() or 1)
         if validate:
             self.validate()
+        # branch-free steps per tree for the kernel, adapted by it to the rows it sees (a fresh
+        # copy per call; the last call's result is kept for the next)
+        self._steps = self.tree_depth.copy()
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -270,8 +278,10 @@ class PackedForest:
 
         def run(lo_hi):
             lo, hi = lo_hi
-            kernel.forest_sum(self.nodes, self.values, self.tree_offset, self.tree_depth, X[lo:hi],
-                              self.n_features, s[lo:hi], s2[lo:hi], self.block)
+            steps = self._steps.copy()
+            kernel.forest_sum(self.nodes, self.values, self.tree_offset, steps, X[lo:hi],
+                              self.n_features, s[lo:hi], s2[lo:hi], self.kernel_block)
+            self._steps = steps
 
         n_threads = max(1, min(self.n_threads, n // 8192))
         # pieces of at most `block` rows, at least 4 per thread, handed out dynamically: a thread
