@@ -102,3 +102,17 @@ def test_bad_redshift_bins_are_named(table, message):
     data = {"bins": {"mass": [[0.0, None, 1.0, 0.1, 10]]}, "redshift_bins": table}
     problems = Calibration.problems(data, {"mass": {}})
     assert problems and any(re.search(message, p) for p in problems)
+
+
+def test_noise_free_apply_equals_the_binned_path():
+    """snr=None (every pixel noise-free, the predict CLI's case) takes a shortcut: same numbers as
+    snr=+inf through the S/N bins, NaN sigma counted as 0, NaN where no noise-free bin exists."""
+    raw = np.random.default_rng(6).uniform(0.0, 0.4, (50, 40))
+    raw[3, 4] = np.nan
+    cal = Calibration(bins={"mass": [(0.0, 10.0, 3.0, 0.2, 10), (np.inf, np.inf, 1.7, 0.05, 10)],
+                            "age": [(0.0, np.inf, 2.0, 0.1, 10)]})
+    fast = cal.apply("mass", raw)
+    assert fast.dtype == np.float32 and fast.shape == raw.shape
+    np.testing.assert_array_equal(fast, cal.apply("mass", raw, np.full(raw.shape, np.inf)))
+    assert fast[3, 4] == np.float32(0.05)
+    assert np.all(np.isnan(cal.apply("age", raw)))

@@ -156,6 +156,37 @@ def test_kernel_checks_buffer_sizes():
         k.forest_sum(nodes, values, off.astype(np.int64), depth.astype(np.int32), X, 2, bytes(24), s2, 1024)
 
 
+@pytest.mark.skipif(not fastforest.kernel_available(), reason="compiled kernel not built")
+def test_kernel_adapts_its_branch_free_steps_without_changing_the_numbers():
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = _data(3000)
+    ref = RandomForestRegressor(n_estimators=6, max_leaf_nodes=300, random_state=3).fit(X, y)
+    packed = PackedForest.from_sklearn(ref, n_threads=1)
+    Xp = np.random.default_rng(5).random((20000, 4), dtype=np.float32)
+    k = fastforest._load_kernel()
+    results = []
+    for start in (0, 1, 3, 40, None):  # None: the training depth, as PackedForest.sums starts
+        steps = packed.tree_depth.copy() if start is None else np.full(packed.n_trees, start, np.int32)
+        s, s2 = np.empty(len(Xp)), np.empty(len(Xp))
+        k.forest_sum(packed.nodes, packed.values, packed.tree_offset, steps, Xp, 4, s, s2, 2048)
+        results.append((s, s2, steps.copy()))
+        if start == 0:
+            assert np.all(steps >= 3)  # far too few: most rows were still inside the trees, so it grew
+        if start == 40:
+            assert np.all(steps <= 40 - 9)  # far too many: every row at its leaf long before, so it shrank
+    for s, s2, _ in results[1:]:
+        np.testing.assert_array_equal(s, results[0][0])
+        np.testing.assert_array_equal(s2, results[0][1])
+    per_tree = np.stack([t.predict(Xp) for t in ref.estimators_])
+    np.testing.assert_allclose(results[0][0] / 6, ref.predict(Xp), rtol=2e-7, atol=2e-7)
+    np.testing.assert_allclose(results[0][1], (per_tree ** 2).sum(0), rtol=1e-6)
+    # PackedForest keeps the adapted steps for its next call; its tree_depth (the file's) is untouched
+    depth = packed.tree_depth.copy()
+    np.testing.assert_array_equal(packed.predict(Xp), (results[0][0] / 6).astype(np.float32))
+    np.testing.assert_array_equal(packed.tree_depth, depth)
+
+
 def test_bundle_pins_the_packed_forest_file(tmp_path):
     from napari_euclidphys.features import MinMaxScaling
     from napari_euclidphys.bundle import BundleError, ModelBundle
@@ -194,3 +225,46 @@ def test_shipped_packed_forest_equals_its_skops_copy():
         assert est.model_ is None and est.packed_.n_trees == 50
         rf = skops_load(path / f"model_{target}.skops", RandomForestRegressor)
         np.testing.assert_allclose(est.predict(X), rf.predict(X), rtol=2e-7, atol=2e-7)
+
+
+def test_forests_evaluated_together_equal_each_forest_and_sklearn():
+    """Bundle.predict_features runs the forests of all targets through one pool (predict_many): the
+    numbers are each forest's own, and scikit-learn's to float32 precision (kernel and numpy walk)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = _data(2500)
+    refs = [RandomForestRegressor(n_estimators=n, max_leaf_nodes=leaves, random_state=seed).fit(X, y * (1 + seed))
+            for n, leaves, seed in [(5, 200, 0), (7, 60, 1), (3, None, 2)]]
+    forests = [PackedForest.from_sklearn(r, n_threads=2) for r in refs]
+    Xp = np.random.default_rng(9).random((40000, 4), dtype=np.float32)
+    for use_kernel in ([True, False] if fastforest.kernel_available() else [False]):
+        together = fastforest.predict_many(forests, Xp, use_kernel=use_kernel)
+        for f, ref, (mean, std) in zip(forests, refs, together):
+            alone = f.predict_with_spread(Xp, use_kernel=use_kernel)
+            np.testing.assert_array_equal(mean, alone[0])
+            np.testing.assert_array_equal(std, alone[1])
+            np.testing.assert_allclose(mean, ref.predict(Xp), rtol=2e-7, atol=2e-7)
+            per_tree = np.stack([t.predict(Xp) for t in ref.estimators_])
+            np.testing.assert_allclose(std, per_tree.std(0), rtol=1e-5, atol=1e-6)
+    assert fastforest.predict_many([], Xp) == []
+
+
+def test_bundle_predicts_its_forests_together(monkeypatch):
+    from napari_euclidphys.bundle import ModelBundle
+    from napari_euclidphys.features import MinMaxScaling
+
+    X, y = _data(1500)
+    ests = {t: make_estimator("rf", n_estimators=4, max_leaf_nodes=50, random_state=i).fit(X, y + i)
+            for i, t in enumerate(["mass", "metallicity", "age"])}
+    bundle = ModelBundle(ests, "bands", MinMaxScaling(np.zeros(4), np.ones(4)), 0.55, name="b")
+    calls = []
+    original = fastforest.predict_many
+    monkeypatch.setattr(fastforest, "predict_many", lambda f, X, **kw: calls.append(len(f)) or original(f, X, **kw))
+    out = bundle.predict_features(X[:700], ["age", "mass"])
+    assert list(out) == ["age", "mass"] and calls == [2]
+    for t in ("age", "mass"):
+        mean, std = ests[t].predict_with_spread(X[:700])
+        np.testing.assert_array_equal(out[t][0], mean)
+        np.testing.assert_array_equal(out[t][1], std)
+    with pytest.raises(KeyError, match="no model for target"):
+        bundle.predict_features(X[:10], ["mass", "dust"])

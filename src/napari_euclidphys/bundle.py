@@ -254,11 +254,19 @@ class ModelBundle:
     def predict_features(self, X_raw, targets=None) -> dict:
         """target -> (mean_log, std_log) float32 (N,) from unscaled features."""
         Xs = self.scaling.transform(X_raw)
-        out = {}
-        for t in targets or self.targets:
+        targets = list(targets or self.targets)
+        for t in targets:
             if t not in self.estimators:
                 raise KeyError(f"bundle {self.name!r} has no model for target {t!r} (it has {self.targets})")
-            mean, std = self.estimators[t].predict_with_spread(Xs)
+        ests = [self.estimators[t] for t in targets]
+        # estimators of one class that can evaluate together (the random forests: one pass, one pool)
+        many = getattr(type(ests[0]), "predict_with_spread_many", None) if ests else None
+        if many is not None and all(type(e) is type(ests[0]) for e in ests):
+            results = many(ests, Xs)
+        else:
+            results = [e.predict_with_spread(Xs) for e in ests]
+        out = {}
+        for t, (mean, std) in zip(targets, results):
             out[t] = (np.asarray(mean, np.float32), np.asarray(std, np.float32))
         return out
 

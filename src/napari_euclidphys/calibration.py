@@ -151,7 +151,13 @@ class Calibration:
         """σ_cal [dex] for raw ``sigma`` [dex] of ``target`` at H_E S/N ``snr`` (None or inf: noise-free)
         and ``redshift`` (a number or per-pixel array; None: unknown, the S/N bins alone are used)."""
         s = np.nan_to_num(np.asarray(sigma, np.float64), nan=0.0)
-        snr = np.full(s.shape, np.inf) if snr is None else np.broadcast_to(np.asarray(snr, np.float64), s.shape)
+        if snr is None:  # every pixel noise-free: only the (inf, inf) bin applies
+            out = np.full(s.shape, np.nan, np.float32)
+            for lo, hi, a, b, _ in self.bins[target]:
+                if lo == np.inf:
+                    out[...] = np.sqrt((a * s) ** 2 + b * b)
+            return out
+        snr = np.broadcast_to(np.asarray(snr, np.float64), s.shape)
         out = np.full(s.shape, np.nan)
         for lo, hi, a, b, _ in self.bins[target]:
             sel = in_bin(snr, lo, hi)

@@ -212,7 +212,9 @@ class MinMaxScaling:
         X = self._check(X)
         lo = self.lo.astype(np.float32)
         inv = (1.0 / self._span()).astype(np.float32)
-        return ((X.astype(np.float32, copy=False) - lo) * inv).astype(np.float32, copy=False)
+        Xs = np.subtract(X, lo, dtype=np.float32)  # a new float32 array, scaled in place
+        Xs *= inv
+        return Xs
 
     def inverse_transform(self, Xs) -> np.ndarray:
         """Undo :meth:`transform` (float64)."""

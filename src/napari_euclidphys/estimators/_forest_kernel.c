@@ -3,19 +3,27 @@
  * Built by setuptools with the package (setup.py, an optional extension: an install without a C
  * compiler still works and falls back to numpy / scikit-learn).  One function,
  *
- *     forest_sum(nodes, values, tree_offset, tree_depth, X, n_features, sum, sumsq, block)
+ *     forest_sum(nodes, values, tree_offset, steps, X, n_features, sum, sumsq, block)
  *
  * fills sum[i] and sumsq[i] (float64) with the sum and the sum of squares over trees of the
  * per-tree predictions for the rows X[i] (float32, C order, n_features per row).  All arguments are
  * contiguous buffers (numpy arrays): nodes 8 bytes each (below), values float32 per node,
- * tree_offset int64 per tree (index of the tree's root in nodes), tree_depth int32 per tree.
+ * tree_offset int64 per tree (index of the tree's root in nodes), steps int32 per tree (the
+ * branch-free steps to start with, e.g. the forest's tree_depth; adapted in place, see below).
  *
  * Node layout: float32 threshold, uint32 (left child << 5 | feature).  Children of a split are
  * adjacent (right = left + 1); a leaf points at itself with threshold +inf.  So one step is
  * branch-free: k = left(k) + (x[feature(k)] > threshold(k)), and a row at a leaf stays there.
- * Sixteen rows walk each tree together for tree_depth[t] branch-free steps; the few rows still
- * inside the tree then finish with a short loop.  Blocks of `block` rows visit every tree while it
- * is in cache.  Thresholds are the largest float32 <= scikit-learn's float64 threshold, so for
+ * Sixteen rows walk each tree together for steps[t] branch-free steps; the few rows still
+ * inside the tree then finish with a short loop (a mispredicted branch and slow dependent steps).
+ * Blocks of `block` rows visit every tree while it is in cache.  After each block of at least 1024
+ * rows steps[t] moves by one so that BEYOND_FEW..BEYOND_MANY per mille of the rows are still inside
+ * the tree after the branch-free steps: the step count suits the rows being predicted rather than
+ * the training set (where tree_depth comes from), e.g. 14 instead of 19 steps for the shipped
+ * metallicity forest on 1600^2 pixels spread over the training range, 6-8 % faster.  Where a row
+ * stops walking never changes its leaf, so the numbers do not depend on steps[t].
+ *
+ * Thresholds are the largest float32 <= scikit-learn's float64 threshold, so for
  * float32 features every decision equals scikit-learn's (x <= t goes left).  Sums are in double.
  *
  * The node arrays are checked by the Python caller (fastforest.PackedForest.validate): every split
@@ -29,6 +37,8 @@
 
 typedef struct { float threshold; uint32_t lf; } node_t;
 #define ROWS 16
+#define BEYOND_FEW 10
+#define BEYOND_MANY 40
 
 static inline uint32_t step(const node_t *tree, uint32_t k, const float *x)
 {
@@ -45,11 +55,20 @@ static inline uint32_t finish(const node_t *tree, uint32_t k, const float *x)
     }
 }
 
+/* finish() after the branch-free steps, counting the rows not yet at their leaf in *beyond. */
+static inline uint32_t finish_counted(const node_t *tree, uint32_t k, const float *x, int64_t *beyond)
+{
+    const uint32_t nk = step(tree, k, x);
+    if (nk == k) return k;
+    (*beyond)++;
+    return finish(tree, nk, x);
+}
+
 /* The row loop, for a row stride `nf` (n_features).  Inlined twice below: once with nf = 4 known at
  * compile time (the "bands" feature set; saves the per-row offset arithmetic, ~10 % faster), once
  * generic. */
 static inline void forest_sum_rows(const node_t *nodes, const float *values, const int64_t *tree_offset,
-                                   const int32_t *tree_depth, int64_t n_trees, const float *X, int64_t n_rows,
+                                   int32_t *steps, int64_t n_trees, const float *X, int64_t n_rows,
                                    const int64_t nf, double *sum, double *sumsq, int64_t block)
 {
     for (int64_t b0 = 0; b0 < n_rows; b0 += block) {
@@ -58,8 +77,8 @@ static inline void forest_sum_rows(const node_t *nodes, const float *values, con
         for (int64_t t = 0; t < n_trees; t++) {
             const node_t *tree = nodes + tree_offset[t];
             const float *val = values + tree_offset[t];
-            const int32_t depth = tree_depth[t];
-            int64_t i = b0;
+            const int32_t depth = steps[t];
+            int64_t i = b0, beyond = 0;
             for (; i + ROWS <= b1; i += ROWS) {
                 const float *x0 = X + i * nf;
                 uint32_t k[ROWS] = {0};
@@ -67,7 +86,7 @@ static inline void forest_sum_rows(const node_t *nodes, const float *values, con
                     for (int r = 0; r < ROWS; r++)
                         k[r] = step(tree, k[r], x0 + r * nf);
                 for (int r = 0; r < ROWS; r++) {
-                    double v = (double)val[finish(tree, k[r], x0 + r * nf)];
+                    double v = (double)val[finish_counted(tree, k[r], x0 + r * nf, &beyond)];
                     sum[i + r] += v;
                     sumsq[i + r] += v * v;
                 }
@@ -77,25 +96,31 @@ static inline void forest_sum_rows(const node_t *nodes, const float *values, con
                 sum[i] += v;
                 sumsq[i] += v * v;
             }
+            if (b1 - b0 >= 1024) {
+                if (beyond * 1000 < (b1 - b0) * BEYOND_FEW && steps[t] > 1)
+                    steps[t]--;
+                else if (beyond * 1000 > (b1 - b0) * BEYOND_MANY)
+                    steps[t]++;
+            }
         }
     }
 }
 
 static void forest_sum_4(const node_t *nodes, const float *values, const int64_t *tree_offset,
-                         const int32_t *tree_depth, int64_t n_trees, const float *X, int64_t n_rows,
+                         int32_t *steps, int64_t n_trees, const float *X, int64_t n_rows,
                          double *sum, double *sumsq, int64_t block)
 {
-    forest_sum_rows(nodes, values, tree_offset, tree_depth, n_trees, X, n_rows, 4, sum, sumsq, block);
+    forest_sum_rows(nodes, values, tree_offset, steps, n_trees, X, n_rows, 4, sum, sumsq, block);
 }
 
 static void forest_sum_impl(const node_t *nodes, const float *values, const int64_t *tree_offset,
-                            const int32_t *tree_depth, int64_t n_trees, const float *X, int64_t n_rows,
+                            int32_t *steps, int64_t n_trees, const float *X, int64_t n_rows,
                             int64_t n_features, double *sum, double *sumsq, int64_t block)
 {
     if (n_features == 4)
-        forest_sum_4(nodes, values, tree_offset, tree_depth, n_trees, X, n_rows, sum, sumsq, block);
+        forest_sum_4(nodes, values, tree_offset, steps, n_trees, X, n_rows, sum, sumsq, block);
     else
-        forest_sum_rows(nodes, values, tree_offset, tree_depth, n_trees, X, n_rows, n_features, sum, sumsq,
+        forest_sum_rows(nodes, values, tree_offset, steps, n_trees, X, n_rows, n_features, sum, sumsq,
                         block);
 }
 
@@ -104,7 +129,7 @@ static PyObject *forest_sum(PyObject *self, PyObject *args)
     Py_buffer nodes, values, offset, depth, X, sum, sumsq;
     Py_ssize_t n_features, block;
     PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*nw*w*n", &nodes, &values, &offset, &depth, &X, &n_features,
+    if (!PyArg_ParseTuple(args, "y*y*y*w*y*nw*w*n", &nodes, &values, &offset, &depth, &X, &n_features,
                           &sum, &sumsq, &block))
         return NULL;
     const Py_ssize_t n_nodes = nodes.len / (Py_ssize_t)sizeof(node_t);
@@ -122,14 +147,17 @@ static PyObject *forest_sum(PyObject *self, PyObject *args)
         goto done;
     }
     const int64_t *off = (const int64_t *)offset.buf;
+    int32_t *st = (int32_t *)depth.buf;
     for (Py_ssize_t t = 0; t < n_trees; t++) {
         if (off[t] < 0 || off[t] >= n_nodes) {
             PyErr_SetString(PyExc_ValueError, "forest_sum: tree offset outside the node array");
             goto done;
         }
+        if (st[t] < 0)
+            st[t] = 0;
     }
     Py_BEGIN_ALLOW_THREADS
-    forest_sum_impl((const node_t *)nodes.buf, (const float *)values.buf, off, (const int32_t *)depth.buf,
+    forest_sum_impl((const node_t *)nodes.buf, (const float *)values.buf, off, st,
                     n_trees, (const float *)X.buf, n_rows, n_features, (double *)sum.buf,
                     (double *)sumsq.buf, block);
     Py_END_ALLOW_THREADS
@@ -148,8 +176,9 @@ done:
 
 static PyMethodDef methods[] = {
     {"forest_sum", forest_sum, METH_VARARGS,
-     "forest_sum(nodes, values, tree_offset, tree_depth, X, n_features, sum, sumsq, block): "
-     "sum and sum of squares over trees of the per-tree predictions (see the module source)."},
+     "forest_sum(nodes, values, tree_offset, steps, X, n_features, sum, sumsq, block): "
+     "sum and sum of squares over trees of the per-tree predictions; steps (int32 per tree, "
+     "writable) adapted in place (see the module source)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -11,6 +11,8 @@ A :class:`PackedForest` holds every tree of a fitted forest in four flat arrays:
 - ``tree_offset`` (int64 per tree): index of each tree's root in ``nodes``.
 - ``tree_depth`` (int32 per tree): the number of branch-free steps after which
   :data:`BRANCH_FREE_QUANTILE` of the (bootstrap-weighted) training samples have reached their leaf.
+  The kernel starts from it and adapts it to the rows it is given (a copy, kept between calls):
+  see ``_forest_kernel.c``; the numbers never depend on it.
 
 Thresholds are the largest float32 not above scikit-learn's float64 threshold, so for float32
 features every split decision equals scikit-learn's (``x <= t`` goes left).  Per-tree predictions
@@ -41,7 +43,8 @@ import numpy as np
 
 from .._parallel import run_on_threads
 
-__all__ = ["PackedForest", "PackedForestWriter", "build", "kernel_available", "pack_tree", "NODE_DTYPE"]
+__all__ = ["PackedForest", "PackedForestWriter", "build", "kernel_available", "pack_tree", "predict_many",
+           "NODE_DTYPE"]
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +177,10 @@ class PackedForest:
     validate : check every node (always done for arrays read from a file)
     """
 
-    block = 131072  #: rows per pass over the trees: amortises reading the nodes from memory
+    block = 131072  #: rows per kernel call (a thread's piece of work, at most)
+    #: rows per pass over the trees inside the kernel: amortises reading the nodes from memory; the
+    #: kernel adapts each tree's branch-free steps after every such block
+    kernel_block = 16384
 
     def __init__(self, nodes, values, tree_offset, tree_depth, n_features: int,
                  feature_importances=None, n_threads: int | None = None, validate: bool = True):
@@ -188,6 +194,9 @@ class PackedForest:
         self.n_threads = n_threads or (os.cpu_count() or 1)
         if validate:
             self.validate()
+        # branch-free steps per tree for the kernel, adapted by it to the rows it sees (a fresh
+        # copy per call; the last call's result is kept for the next)
+        self._steps = self.tree_depth.copy()
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -261,24 +270,9 @@ class PackedForest:
         else :meth:`sums_numpy`.
         """
         X = self._check_x(X)
-        kernel = _load_kernel() if use_kernel else None
-        if kernel is None:
+        if (_load_kernel() if use_kernel else None) is None:
             return self.sums_numpy(X)
-        n = X.shape[0]
-        s = np.empty(n, np.float64)
-        s2 = np.empty(n, np.float64)
-
-        def run(lo_hi):
-            lo, hi = lo_hi
-            kernel.forest_sum(self.nodes, self.values, self.tree_offset, self.tree_depth, X[lo:hi],
-                              self.n_features, s[lo:hi], s2[lo:hi], self.block)
-
-        n_threads = max(1, min(self.n_threads, n // 8192))
-        # pieces of at most `block` rows, at least 4 per thread, handed out dynamically: a thread
-        # slowed down by other processes does not hold the others up
-        piece = int(min(self.block, max(8192, -(-n // (4 * n_threads)))))
-        run_on_threads(run, [(lo, min(n, lo + piece)) for lo in range(0, n, piece)], n_threads)
-        return s, s2
+        return _kernel_sums([self], X, self.n_threads)[0]
 
     def sums_numpy(self, X, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`sums` without the compiled kernel: every tree walked in numpy (same numbers, slower)."""
@@ -315,10 +309,16 @@ class PackedForest:
 
     def predict_with_spread(self, X, use_kernel: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std over trees of the per-tree predictions, float32 (N,) each."""
-        s, s2 = self.sums(X, use_kernel)
-        mean = s / self.n_trees
-        var = np.maximum(s2 / self.n_trees - mean * mean, 0.0)
-        return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
+        return self._mean_std(*self.sums(X, use_kernel))
+
+    def _mean_std(self, s: np.ndarray, s2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """float32 mean and std from the float64 sums (overwritten)."""
+        # mean = s / n, var = max(s2 / n - mean², 0), in place (the same float64 operations)
+        mean = np.divide(s, self.n_trees, out=s)
+        var = np.divide(s2, self.n_trees, out=s2)
+        var -= mean * mean
+        np.maximum(var, 0.0, out=var)
+        return mean.astype(np.float32), np.sqrt(var, out=var).astype(np.float32)
 
     # -- files ---------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, compress: bool = True) -> None:
@@ -360,6 +360,50 @@ class PackedForest:
             return cls(**arrays, n_features=imp.size, feature_importances=imp, n_threads=n_threads)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from err
+
+
+def _kernel_sums(forests, X: np.ndarray, n_threads: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The compiled kernel's sums of every forest over the rows X (float32, C order, checked).
+
+    The pieces of all the forests go to one pool of ``n_threads`` threads, handed out dynamically
+    (the threads wait for each other once, not once per forest).
+    """
+    kernel = _load_kernel()
+    n = X.shape[0]
+    out = [(np.empty(n, np.float64), np.empty(n, np.float64)) for _ in forests]
+
+    def run(item):
+        f, (s, s2), lo, hi = item
+        steps = f._steps.copy()
+        kernel.forest_sum(f.nodes, f.values, f.tree_offset, steps, X[lo:hi], f.n_features, s[lo:hi], s2[lo:hi],
+                          f.kernel_block)
+        f._steps = steps
+
+    n_threads = max(1, min(n_threads, n // 8192))
+    # pieces of at most `block` rows, at least 8 per thread, handed out dynamically: a thread
+    # slowed down by other processes does not hold the others up, and the last pieces are short
+    # (the threads wait less for each other at the end)
+    block = min(f.block for f in forests)
+    piece = int(min(block, max(8192, -(-n // (8 * n_threads)))))
+    items = [(f, sums, lo, min(n, lo + piece)) for f, sums in zip(forests, out) for lo in range(0, n, piece)]
+    run_on_threads(run, items, n_threads)
+    return out
+
+
+def predict_many(forests, X, use_kernel: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:meth:`PackedForest.predict_with_spread` of several forests over the same rows, in one pass.
+
+    With the compiled kernel the forests share one thread pool (see :func:`_kernel_sums`); the
+    numbers are those of each forest's own :meth:`~PackedForest.predict_with_spread`.
+    """
+    forests = list(forests)
+    if not forests:
+        return []
+    if use_kernel and _load_kernel() is not None and len({f.n_features for f in forests}) == 1:
+        X = forests[0]._check_x(X)
+        sums = _kernel_sums(forests, X, max(f.n_threads for f in forests))
+        return [f._mean_std(s, s2) for f, (s, s2) in zip(forests, sums)]
+    return [f.predict_with_spread(X, use_kernel) for f in forests]
 
 
 class PackedForestWriter:

@@ -291,6 +291,21 @@ class RandomForestEstimator(SkopsModelMixin, Estimator):
             return fast.predict_with_spread(X)
         return self.predict_sklearn(X)
 
+    @staticmethod
+    def predict_with_spread_many(estimators, X) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`predict_with_spread` of several fitted forests over the same rows X.
+
+        Packed forests evaluated by the kernel share one pass (one thread pool, see
+        :func:`napari_euclidphys.estimators.fastforest.predict_many`); the numbers are each forest's own.
+        """
+        estimators = list(estimators)
+        Xs = [e._check_fitted(X) for e in estimators]
+        if estimators and all(e.packed_ is not None and e.params.get("fast", True) for e in estimators):
+            from ..estimators.fastforest import predict_many
+
+            return predict_many([e.packed_ for e in estimators], Xs[0])
+        return [e.predict_with_spread(x) for e, x in zip(estimators, Xs)]
+
     def predict(self, X) -> np.ndarray:
         X = self._check_fitted(X)
         if self.packed_ is not None:

@@ -17,13 +17,16 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
 
 from .. import BANDS
+
+if TYPE_CHECKING:  # astropy.wcs is imported only when a header has WCS keywords (see _read_wcs)
+    from astropy.wcs import WCS
 
 __all__ = [
     "FitsReadError",
@@ -367,6 +370,10 @@ def _unit_or_error(bunit: str | None) -> tuple[u.UnitBase | None, str | None]:
 def _read_wcs(header: fits.Header) -> WCS | None:
     if not any(k in header for k in ("CTYPE1", "CDELT1", "CD1_1", "PC1_1")):
         return None
+    # imported here: astropy.wcs pulls in astropy.coordinates and astropy.table (~0.2-0.3 s), which
+    # an image without WCS keywords does not need
+    from astropy.wcs import WCS, FITSFixedWarning
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=FITSFixedWarning)
