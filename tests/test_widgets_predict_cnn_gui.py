@@ -198,3 +198,65 @@ def test_cancel_between_cnn_tiles_adds_nothing_and_the_dock_runs_again(euclid_vi
     assert finished.args == ["returned"], widget.run_panel.status.text()
     assert reached_end and tiles_done == [1, 2, 3, 4]
     assert len(widget.added_layers) == 10 and _names(viewer) == before + [ly.name for ly in widget.added_layers]
+
+
+def _prepared_from_sample(npix=64):
+    """A prepared observation (bands, σ, flags) made from the synthetic galaxy: σ = 2 % of the H_E
+    peak in every band, so the faint outskirts have H_E S/N < 5; a few pixels flagged bad."""
+    from astropy.wcs import WCS
+
+    from napari_euclidphys.prepare.product import PREP_FLAG_BAD, PreparedObservation
+    from napari_euclidphys.synth import synthetic_galaxy
+
+    galaxy = synthetic_galaxy(npix=npix, seed=0)
+    bands = np.asarray(galaxy["bands"], np.float32)
+    sigma = np.full_like(bands, 0.02 * float(np.nanmax(bands[-1])))
+    flags = np.zeros(bands.shape[1:], np.uint8)
+    flags[npix // 2, : npix // 2] = PREP_FLAG_BAD
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [150.0, 2.0]
+    wcs.wcs.cdelt = [-0.1 / 3600, 0.1 / 3600]
+    wcs.wcs.crpix = [npix / 2, npix / 2]
+    return PreparedObservation(bands=bands, sigma=sigma, flags=flags, wcs=wcs, pixel_pc=float(galaxy["pixel_pc"]),
+                               redshift=0.02)
+
+
+def test_prepared_bands_with_a_cnn_bundle_flag_low_snr(euclid_viewer, qtbot, cnn_bundle):
+    """Prepared bands with σ layers take the band-noise path, whose spatial branch gives the cnn the σ
+    maps (no draws) and flags H_E S/N < 5 (bit 4) — shown as such in the flag layer and the status."""
+    from napari_euclidphys._layers import prepared_layer_data
+    from napari_euclidphys.bundle import ModelBundle
+    from napari_euclidphys.inference import FLAG_MASKED
+    from napari_euclidphys.propagation import predict_with_band_noise
+    from napari_euclidphys.quantities import FLAG_LOW_SNR
+
+    viewer = euclid_viewer
+    prep = _prepared_from_sample()
+    for data, kwargs, kind in prepared_layer_data(prep, "toy prepared"):
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict physical maps")
+    assert widget.sigma_check.isEnabled() and widget.sigma_check.isChecked()
+    assert widget.select_bundle(cnn_bundle)
+    with qtbot.waitSignal(widget.run_panel.job_finished, timeout=TIMEOUT_MS) as finished:
+        widget.run_panel.run_button.click()
+    assert finished.args == ["returned"], widget.run_panel.status.text()
+
+    bundle = ModelBundle.load(cnn_bundle)
+    tag = bundle_tag(bundle.name)
+    direct = exhaust(predict_with_band_noise(bundle, prep.bands, prep.sigma, bad=prep.flags != 0, n_draws=32,
+                                             redshift=prep.redshift))
+    low = (direct.flags & FLAG_LOW_SNR) != 0
+    assert low.any() and ((direct.flags & FLAG_MASKED) == 0).any()
+    flags = viewer.layers[f"flags {tag}"]
+    np.testing.assert_array_equal(flags.data, display_rows(direct.flags))
+    assert ((flags.data & FLAG_MASKED) != 0)[display_rows(prep.flags != 0)].all()  # prepared-bad: not predicted
+    assert FLAG_LOW_SNR in flags.metadata["flag_bits"] and "blue: low S/N" in flags.metadata["description"]
+    for t in TARGETS:
+        pred = viewer.layers[f"{SYM[t]} {tag}"]
+        np.testing.assert_allclose(pred.data, display_rows(to_display(t, direct.maps[t])), rtol=1e-5, atol=1e-6,
+                                   equal_nan=True)
+        sigma = viewer.layers[f"σ {SYM[t]} {tag}"]  # the Gaussian head's σ: no band-noise part on top
+        np.testing.assert_allclose(sigma.data, display_rows(direct.uncertainty[t]), rtol=1e-5, equal_nan=True)
+    assert not [ly for ly in viewer.layers if (ly.metadata or {}).get("role") == "aleatoric"]
+    assert f"{int(low.sum())} pixels with H_E S/N < 5" in widget.run_panel.status.text()

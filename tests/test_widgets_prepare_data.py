@@ -159,6 +159,22 @@ def test_band_noise_prediction_layers():
     assert layers[3][1]["colormap"][FLAG_LOW_SNR] != "transparent"
 
 
+def test_low_snr_flags_without_draws_are_in_the_flag_legend():
+    """A cnn's band-σ path flags low S/N but has no aleatoric maps: the flag layer still names bit 4."""
+    from napari_euclidphys.inference import MapPrediction
+
+    def pred(flag):
+        return MapPrediction(maps={"mass": np.ones((3, 3), np.float32)}, log_maps={"mass": np.zeros((3, 3), np.float32)},
+                             uncertainty={"mass": np.full((3, 3), 0.1, np.float32)},
+                             flags=np.full((3, 3), flag, np.uint8), bundle_name="m", bundle_sha256=None,
+                             targets=("mass",))
+
+    flags = prediction_layer_data(pred(FLAG_LOW_SNR))[0][-1][1]
+    assert FLAG_LOW_SNR in flags["metadata"]["flag_bits"] and "blue: low S/N" in flags["metadata"]["description"]
+    flags = prediction_layer_data(pred(0))[0][-1][1]
+    assert FLAG_LOW_SNR not in flags["metadata"]["flag_bits"]  # no band σ: no low-S/N legend
+
+
 def test_predict_dock_prefers_prepared_band_layers():
     from napari_euclidphys._widgets._results import band_layer_for
 

@@ -214,8 +214,11 @@ def prediction_layer_data(pred, *, pixel_pc=None, pixel_arcsec=None, truth_layer
             metrics[target] = regression_metrics(truth_shown, pred_shown)
     scale = layers[0][1]["scale"] if layers else (1.0, 1.0)
     units = layers[0][1]["units"] if layers else ("pixel", "pixel")
-    layers.append(flags_layer_data(display_rows(np.asarray(pred.flags, dtype=np.uint8)), scale=scale, units=units,
-                                   metadata=common, low_snr=bool(aleatoric_maps), **where))
+    flags = np.asarray(pred.flags, dtype=np.uint8)
+    # a cnn's band-σ path flags low S/N without Monte-Carlo draws (no aleatoric maps): the bit shows it
+    low_snr = bool(aleatoric_maps) or bool(np.any(flags & FLAG_LOW_SNR))
+    layers.append(flags_layer_data(display_rows(flags), scale=scale, units=units,
+                                   metadata=common, low_snr=low_snr, **where))
     return layers, metrics
 
 

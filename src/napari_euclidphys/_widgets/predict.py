@@ -466,12 +466,15 @@ class PredictWidget(QWidget):
         notes = [f"added {len(added)} layers"]
         if n_out:
             notes.append(f"{n_out} pixels outside the training range (orange in the flag layer)")
+        n_low = int(np.count_nonzero(np.asarray(prediction.flags) & FLAG_LOW_SNR))
         if prediction.aleatoric:
-            n_low = int(np.count_nonzero(np.asarray(prediction.flags) & FLAG_LOW_SNR))
             notes.append(f"uncertainty = model σ ⊕ band noise; {n_low} pixels with H_E S/N < 5 (blue in the "
                          "flag layer)")
-        elif not any(ly.metadata.get("role") == "uncertainty" for ly in added):
-            notes.append("this model gives no per-pixel uncertainty")
+        else:
+            if n_low:  # a cnn given the band σ maps: no draws, but low S/N is flagged
+                notes.append(f"{n_low} pixels with H_E S/N < 5 (blue in the flag layer)")
+            if not any(ly.metadata.get("role") == "uncertainty" for ly in added):
+                notes.append("this model gives no per-pixel uncertainty")
         if not metrics:
             notes.append("no truth map layers of this shape: no residuals or metrics")
         self.run_panel.set_status("; ".join(notes))
