@@ -47,7 +47,7 @@ def test_pixels_of_ideal_and_observed_atlases(rf, atlases):
 def test_calibration_makes_coverage_nominal_where_fitted(rf, atlases, monkeypatch):
     from napari_euclidphys import calibration
 
-    monkeypatch.setattr(calibration, "MIN_BIN_PIXELS", 100)  # tiny atlases: every bin fits its own (a, b)
+    monkeypatch.setattr(calibration, "MIN_BIN_PIXELS", 20)  # tiny atlases: every bin fits its own (a, b)
     cal = calibrate_on_atlases(rf, list(atlases), n_draws=4)
     for atlas in atlases:
         sample = atlas_pixels(rf, atlas, n_draws=4)

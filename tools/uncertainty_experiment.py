@@ -73,18 +73,23 @@ def _metrics(sample, t, n_boot: int = 50) -> dict:
     return out
 
 
-def _coverage_with_spread(sample, cal) -> list[dict]:
-    """coverage_table rows (all pixels) with ``cover1_sd`` / ``cover2_sd``: the spread over galaxy resamples."""
+def _coverage_with_spread(sample, cal, group: str = "all") -> list[dict]:
+    """coverage_table rows with ``cover1_sd`` / ``cover2_sd``: their spread over galaxy resamples."""
     from napari_euclidphys.calibration import coverage
-    from napari_euclidphys.uncertainty import coverage_table
+    from napari_euclidphys.uncertainty import coverage_table, pixel_groups
 
-    rows = coverage_table(sample, cal)
-    for row in rows:
-        t = row["target"]
+    rows = coverage_table(sample, cal, group)
+    for t in sample.residual:
         sig = cal.apply(t, sample.sigma[t], sample.snr[t], sample.redshift[t]) if cal is not None else sample.sigma[t]
-        boots = [(coverage(sample.residual[t][i], sig[i], 1), coverage(sample.residual[t][i], sig[i], 2))
-                 for i in _galaxy_resamples(sample, t)]
-        row["cover1_sd"], row["cover2_sd"] = (float(v) for v in np.std(boots, axis=0))
+        masks = dict(pixel_groups(sample, t, group))
+        resamples = list(_galaxy_resamples(sample, t))
+        for row in (r for r in rows if r["target"] == t):
+            boots = []
+            for i in resamples:
+                i = i[masks[row["group"]][i]]
+                if i.size:
+                    boots.append((coverage(sample.residual[t][i], sig[i], 1), coverage(sample.residual[t][i], sig[i], 2)))
+            row["cover1_sd"], row["cover2_sd"] = (float(v) for v in np.std(boots, axis=0)) if boots else (np.nan, np.nan)
     return rows
 
 
@@ -145,8 +150,8 @@ def main(argv=None) -> int:
                     "metrics": {t: _metrics(sample, t) for t in bundle.targets},
                     "coverage": _coverage_with_spread(sample, cal),
                     "coverage_raw": coverage_table(sample, None),
-                    "coverage_snr": coverage_table(sample, cal, "snr"),
-                    "coverage_z": coverage_table(sample, cal, "redshift") if name == "observed" else [],
+                    "coverage_snr": _coverage_with_spread(sample, cal, "snr"),
+                    "coverage_z": _coverage_with_spread(sample, cal, "redshift") if name == "observed" else [],
                 }
                 for t in bundle.targets:
                     r, s = sample.residual[t], sample.sigma[t]
@@ -248,13 +253,15 @@ def markdown(results: dict, seconds: float, args) -> str:
                              f"{100 * row['cover1']:.1f} ± {100 * row['cover1_sd']:.1f} ({100 * raw['cover1']:.1f}) | "
                              f"{100 * row['cover2']:.1f} ± {100 * row['cover2_sd']:.1f} ({100 * raw['cover2']:.1f}) |")
     lines += ["", "### Coverage per H_E S/N bin and per redshift (observed test galaxies; bins with ≥ 5 % of pixels)", "",
-              "| model | trained on | target | bin | pixels [%] | 1σ [%] | 2σ [%] |", "|---|---|---|---|---|---|---|"]
+              "| model | trained on | target | bin | pixels [%] | 1σ [%] ± spread | 2σ [%] ± spread |",
+              "|---|---|---|---|---|---|---|"]
     for name, e in results.items():
         res = e["test"]["observed"]
         for row in res["coverage_snr"] + res["coverage_z"]:
             if row["fraction"] >= 0.05:
                 lines.append(f"| {e['kind']} | {e['trained'].split('-')[0]} | {_LABEL[row['target']]} | {row['group']} | "
-                             f"{100 * row['fraction']:.0f} | {100 * row['cover1']:.1f} | {100 * row['cover2']:.1f} |")
+                             f"{100 * row['fraction']:.0f} | {100 * row['cover1']:.1f} ± {100 * row['cover1_sd']:.1f} | "
+                             f"{100 * row['cover2']:.1f} ± {100 * row['cover2_sd']:.1f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -19,7 +19,7 @@ from .inference import FLAG_MASKED, MapPrediction, predict_maps
 from .progress import exhaust
 
 __all__ = ["trained_on_observations", "input_mismatch", "PixelSample", "atlas_pixels", "pool_samples",
-           "calibrate_on_atlases", "calibrated", "coverage_table", "pixel_snr"]
+           "calibrate_on_atlases", "pixel_groups", "calibrated", "coverage_table", "pixel_snr"]
 
 _H = BANDS.index("H")
 
@@ -163,7 +163,7 @@ def coverage_table(sample: PixelSample, cal: Calibration | None, group: str = "a
     for t in sample.residual:
         snr = sample.snr[t]
         sig = cal.apply(t, sample.sigma[t], snr, sample.redshift[t]) if cal is not None else sample.sigma[t]
-        keys = _groups(sample, t, group)
+        keys = pixel_groups(sample, t, group)
         for label, mask in keys:
             n = int(mask.sum())
             if n == 0:
@@ -174,7 +174,9 @@ def coverage_table(sample: PixelSample, cal: Calibration | None, group: str = "a
     return rows
 
 
-def _groups(sample: PixelSample, t: str, group: str):
+def pixel_groups(sample: PixelSample, t: str, group: str) -> list[tuple[str, np.ndarray]]:
+    """(label, pixel mask) of every group of ``sample``'s pixels of target ``t``: "all", each S/N bin
+    ("snr") or each redshift ("redshift")."""
     snr = sample.snr[t]
     if group == "all":
         return [("all", np.ones(len(snr), bool))]
