@@ -64,7 +64,7 @@ setup(
         Extension(
             "napari_euclidphys.estimators._forest_kernel",
             sources=["src/napari_euclidphys/estimators/_forest_kernel.c"],
-            extra_compile_args=["-O3", "-fno-strict-aliasing"],
+            extra_compile_args=["-O3", "-fno-strict-aliasing", "-ffp-contract=off"],
             optional=True,
         )
     ],

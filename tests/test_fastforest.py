@@ -268,3 +268,51 @@ def test_bundle_predicts_its_forests_together(monkeypatch):
         np.testing.assert_array_equal(out[t][1], std)
     with pytest.raises(KeyError, match="no model for target"):
         bundle.predict_features(X[:10], ["mass", "dust"])
+
+
+@pytest.mark.skipif(not fastforest.kernel_available(), reason="compiled kernel not built")
+@pytest.mark.parametrize("n_features", [4, 10])
+def test_simd_walk_equals_scalar_walk(n_features):
+    """The kernel's SIMD walk (AVX-512, where the CPU has it) and its scalar walk (simd=0) give the same
+    bits: NaN features (x > threshold false: left), row counts not a multiple of the SIMD group,
+    trees smaller and larger than the nodes kept in registers."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    k = fastforest._load_kernel()
+    assert k.simd_level() in (0, 1)
+    rng = np.random.default_rng(7)
+    X = rng.random((3000, n_features), dtype=np.float32)
+    y = np.sin(6 * X[:, 0]) + X[:, 1] * X[:, -1] + 0.1 * rng.normal(size=len(X))
+    forests = [PackedForest.from_sklearn(
+        RandomForestRegressor(n_estimators=5, max_leaf_nodes=leaves, random_state=1).fit(X, y), n_threads=1)
+        for leaves in (5, 8, None)]
+    Xp = rng.random((20011, n_features), dtype=np.float32)
+    Xp[rng.random(Xp.shape) < 0.05] = np.nan
+    Xp[:50] = np.nan
+    for f in forests:
+        for n in (20011, 2049, 37, 31, 8, 1):
+            out = []
+            for simd in (-1, 0, 1):
+                steps = f.tree_depth.copy()
+                s, s2 = np.empty(n), np.empty(n)
+                k.forest_sum(f.nodes, f.values, f.tree_offset, steps, Xp[-n:], n_features, s, s2, 1024, simd)
+                out.append((s, s2, steps))
+            for s, s2, steps in out[1:]:
+                np.testing.assert_array_equal(s, out[0][0])
+                np.testing.assert_array_equal(s2, out[0][1])
+                np.testing.assert_array_equal(steps, out[0][2])
+            ref = f.sums_numpy(Xp[-n:])
+            np.testing.assert_array_equal(out[0][0], ref[0])
+            np.testing.assert_array_equal(out[0][1], ref[1])
+
+
+def test_simd_walk_can_be_switched_off(monkeypatch):
+    """NAPARI_EUCLIDPHYS_FOREST_SIMD=0 (read when the kernel is first loaded) selects the scalar walk."""
+    for value, expected in (("0", 0), ("", -1), ("1", -1)):
+        monkeypatch.setenv("NAPARI_EUCLIDPHYS_FOREST_SIMD", value)
+        monkeypatch.setattr(fastforest, "_kernel_checked", False)
+        fastforest._load_kernel()
+        assert fastforest._kernel_simd == expected
+    monkeypatch.delenv("NAPARI_EUCLIDPHYS_FOREST_SIMD")
+    monkeypatch.setattr(fastforest, "_kernel_checked", False)
+    fastforest._load_kernel()

@@ -24,7 +24,9 @@ the package is installed (``setup.py``; an optional extension).  Nothing is comp
 time from a user-writable place.  Without the extension (an install without a C compiler, or
 ``NAPARI_EUCLIDPHYS_NO_FAST_FOREST=1``) a packed forest is walked in numpy
 (:meth:`PackedForest.sums_numpy`, same numbers, slower) and a scikit-learn forest is evaluated by
-scikit-learn (see :mod:`napari_euclidphys.estimators.forest`).
+scikit-learn (see :mod:`napari_euclidphys.estimators.forest`).  On x86-64 CPUs with AVX-512 the kernel
+walks the trees in SIMD vectors (same numbers, ~1.2× faster); ``NAPARI_EUCLIDPHYS_FOREST_SIMD=0``
+(read once, when the kernel is first loaded) keeps it on its scalar walk.
 
 Packed forests are saved as ``.npz`` files of plain numeric arrays and read with
 ``numpy.load(allow_pickle=False)``; :meth:`PackedForest.validate` checks every node on load so that
@@ -62,14 +64,18 @@ FILE_ARRAYS = {"nodes": NODE_DTYPE, "values": np.dtype("<f4"), "tree_offset": np
 _kernel = None
 _kernel_error: str | None = None
 _kernel_checked = False
+#: the kernel's ``simd`` argument: -1 its best walk on this CPU, 0 the scalar walk
+#: (``NAPARI_EUCLIDPHYS_FOREST_SIMD=0``)
+_kernel_simd = -1
 
 
 def _load_kernel():
     """The compiled extension module, or None (not built, or disabled by the environment)."""
-    global _kernel, _kernel_error, _kernel_checked
+    global _kernel, _kernel_error, _kernel_checked, _kernel_simd
     if _kernel_checked:
         return _kernel
     _kernel_checked = True
+    _kernel_simd = 0 if os.environ.get("NAPARI_EUCLIDPHYS_FOREST_SIMD", "").strip() == "0" else -1
     if os.environ.get("NAPARI_EUCLIDPHYS_NO_FAST_FOREST"):
         _kernel_error = "disabled by NAPARI_EUCLIDPHYS_NO_FAST_FOREST"
         return None
@@ -376,7 +382,7 @@ def _kernel_sums(forests, X: np.ndarray, n_threads: int) -> list[tuple[np.ndarra
         f, (s, s2), lo, hi = item
         steps = f._steps.copy()
         kernel.forest_sum(f.nodes, f.values, f.tree_offset, steps, X[lo:hi], f.n_features, s[lo:hi], s2[lo:hi],
-                          f.kernel_block)
+                          f.kernel_block, _kernel_simd)
         f._steps = steps
 
     n_threads = max(1, min(n_threads, n // 8192))
