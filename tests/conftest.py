@@ -47,6 +47,30 @@ def celestial_header(shape, pixel_arcsec=0.1, bunit="MJy/sr", **cards) -> fits.H
     return hdr
 
 
+def write_band_files(folder, bands, stem: str = "gal") -> list[str]:
+    """Write a (4, ny, nx) stack [MJy/sr] as four Euclid band FITS files with a TAN WCS; their paths."""
+    from napari_euclidphys import BANDS
+
+    paths = []
+    for band, data in zip(BANDS, bands):
+        path = Path(folder) / f"{stem}_{band}.fits"
+        fits.PrimaryHDU(data, header=celestial_header(data.shape, FILTER=f"Euclid_{band}")).writeto(path)
+        paths.append(str(path))
+    return paths
+
+
+def toy_atlases(root, npix: int, seed: int):
+    """A 3-galaxy toy atlas and its version observed and prepared at z = 0.01, 0.02 (opened)."""
+    from napari_euclidphys.cli.atlas import main as atlas_main
+    from napari_euclidphys.io.atlas import open_atlas
+    from napari_euclidphys.training.toy import write_toy_atlas
+
+    write_toy_atlas(Path(root) / "ideal", n_galaxies=3, npix=npix, seed=seed)
+    assert atlas_main(["observe", "--atlas", str(Path(root) / "ideal"), "--out", str(Path(root) / "obs"),
+                       "--redshift", "0.01,0.02", "--prepared", "--seed", "2", "--quiet"]) == 0
+    return open_atlas(Path(root) / "ideal"), open_atlas(Path(root) / "obs")
+
+
 @pytest.fixture
 def write_fits(tmp_path):
     """Factory: write ``data`` with ``header`` to ``tmp_path/name`` and return the path."""

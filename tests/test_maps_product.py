@@ -9,7 +9,6 @@ import pytest
 pytestmark = pytest.mark.filterwarnings("error::astropy.io.fits.verify.VerifyWarning")
 from astropy.io import fits
 
-from napari_euclidphys import BANDS
 from napari_euclidphys._reader import layers_for_file
 from napari_euclidphys._writer import write_fits_layers
 from napari_euclidphys.cli.predict import main
@@ -18,7 +17,7 @@ from napari_euclidphys.features import MinMaxScaling, pixel_features
 from napari_euclidphys.io.maps import extension_name, is_maps_file, read_maps
 from napari_euclidphys.io.safe import OutputExistsError
 
-from .conftest import celestial_header
+from .conftest import write_band_files
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +43,7 @@ def cli_maps(tmp_path_factory, bundle_dir):
     rng = np.random.default_rng(1)
     img = (10 ** rng.uniform(0.0, 0.9, (4, 10, 14))).astype(np.float32)
     img[3, 0, :3] = 0.1  # below the clip: flag 1
-    paths = []
-    for band, data in zip(BANDS, img):
-        p = folder / f"gal_{band}.fits"
-        fits.PrimaryHDU(data, header=celestial_header(data.shape, FILTER=f"Euclid_{band}")).writeto(p)
-        paths.append(str(p))
+    paths = write_band_files(folder, img)
     out = folder / "gal_maps.fits"
     assert main(["--model", str(bundle_dir), "--bands", *paths, "--out", str(out), "--quiet"]) == 0
     return out

@@ -249,19 +249,14 @@ def test_dask_mosaic_prediction_equals_whole_image():
 def test_predict_cli_writes_maps_of_a_cnn_bundle(tmp_path, use_dask):
     from astropy.io import fits
 
-    from napari_euclidphys import BANDS
     from napari_euclidphys.cli.predict import main
 
-    from .conftest import celestial_header
+    from .conftest import write_band_files
 
     b = random_bundle(seed=8)
     b.save(tmp_path / "cnn")
     bands = np.random.default_rng(9).uniform(0.3, 5.0, (4, 40, 40)).astype(np.float32)
-    paths = []
-    for band, data in zip(BANDS, bands):
-        p = tmp_path / f"gal_{band}.fits"
-        fits.PrimaryHDU(data, header=celestial_header(data.shape, FILTER=f"Euclid_{band}")).writeto(p)
-        paths.append(str(p))
+    paths = write_band_files(tmp_path, bands)
     out = tmp_path / "maps.fits"
     args = ["--model", str(tmp_path / "cnn"), "--bands", *paths, "--out", str(out), "--quiet"]
     assert main(args + (["--dask"] if use_dask else [])) == 0

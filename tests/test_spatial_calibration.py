@@ -23,15 +23,9 @@ from .test_spatial import random_bundle
 
 @pytest.fixture(scope="module")
 def atlases(tmp_path_factory):
-    from napari_euclidphys.cli.atlas import main as atlas_main
-    from napari_euclidphys.io.atlas import open_atlas
-    from napari_euclidphys.training.toy import write_toy_atlas
+    from .conftest import toy_atlases
 
-    root = tmp_path_factory.mktemp("cnncal")
-    write_toy_atlas(root / "ideal", n_galaxies=3, npix=48, seed=7)
-    assert atlas_main(["observe", "--atlas", str(root / "ideal"), "--out", str(root / "obs"), "--redshift",
-                       "0.01,0.02", "--prepared", "--seed", "2", "--quiet"]) == 0
-    return open_atlas(root / "ideal"), open_atlas(root / "obs")
+    return toy_atlases(tmp_path_factory.mktemp("cnncal"), npix=48, seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -154,20 +148,15 @@ def test_a_cnn_bundle_with_a_bad_calibration_is_refused(tmp_path):
 def test_predict_cli_writes_the_calibrated_sigma_of_a_cnn_bundle(tmp_path):
     from astropy.io import fits
 
-    from napari_euclidphys import BANDS
     from napari_euclidphys.cli.predict import main
 
-    from .conftest import celestial_header
+    from .conftest import write_band_files
 
     b = random_bundle(seed=24)
     b.calibration = _hand_calibration(b.targets)
     b.save(tmp_path / "cnn")
     bands = np.random.default_rng(25).uniform(0.3, 5.0, (4, 40, 40)).astype(np.float32)
-    paths = []
-    for band, data in zip(BANDS, bands):
-        p = tmp_path / f"gal_{band}.fits"
-        fits.PrimaryHDU(data, header=celestial_header(data.shape, FILTER=f"Euclid_{band}")).writeto(p)
-        paths.append(str(p))
+    paths = write_band_files(tmp_path, bands)
     out = tmp_path / "maps.fits"
     assert main(["--model", str(tmp_path / "cnn"), "--bands", *paths, "--out", str(out), "--quiet"]) == 0
     expected = exhaust(b.predict_iter(bands))

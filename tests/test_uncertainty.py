@@ -8,12 +8,9 @@ import numpy as np
 import pytest
 
 from napari_euclidphys.calibration import NOMINAL
-from napari_euclidphys.cli.atlas import main as atlas_main
 from napari_euclidphys.inference import predict_maps
-from napari_euclidphys.io.atlas import open_atlas
 from napari_euclidphys.bundle import ModelBundle
 from napari_euclidphys.progress import exhaust
-from napari_euclidphys.training.toy import write_toy_atlas
 from napari_euclidphys.uncertainty import atlas_pixels, calibrate_on_atlases, calibrated, coverage_table
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -21,11 +18,9 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 
 @pytest.fixture(scope="module")
 def atlases(tmp_path_factory):
-    root = tmp_path_factory.mktemp("unc")
-    write_toy_atlas(root / "ideal", n_galaxies=3, npix=36, seed=3)
-    assert atlas_main(["observe", "--atlas", str(root / "ideal"), "--out", str(root / "obs"), "--redshift",
-                       "0.01,0.02", "--prepared", "--seed", "2", "--quiet"]) == 0
-    return open_atlas(root / "ideal"), open_atlas(root / "obs")
+    from .conftest import toy_atlases
+
+    return toy_atlases(tmp_path_factory.mktemp("unc"), npix=36, seed=3)
 
 
 @pytest.fixture(scope="module")

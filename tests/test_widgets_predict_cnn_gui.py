@@ -62,15 +62,24 @@ def _galaxy_with_dock(viewer, npix=NPIX):
 
 
 def _record_progress(panel, monkeypatch):
-    """Every Progress the dock's run panel receives, with the bar's (maximum, value) after it."""
+    """Every Progress the dock's run panel receives, with the bar's (maximum, value) as _on_yielded set it
+    (recorded inside bar.setValue: napari's progress may process events, and so the job's end, before
+    _on_yielded returns)."""
     seen = []
     original = panel._on_yielded
+    set_value = panel.bar.setValue
 
     def recording(step):
+        seen.append([step, None, None])
         original(step)
-        seen.append((step, panel.bar.maximum(), panel.bar.value()))
+
+    def recording_value(value):
+        set_value(value)
+        if seen and seen[-1][2] is None:
+            seen[-1][1:] = [panel.bar.maximum(), panel.bar.value()]
 
     monkeypatch.setattr(panel, "_on_yielded", recording)  # looked up when the worker is connected
+    monkeypatch.setattr(panel.bar, "setValue", recording_value)
     return seen
 
 
