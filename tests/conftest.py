@@ -71,6 +71,14 @@ def toy_atlases(root, npix: int, seed: int):
     return open_atlas(Path(root) / "ideal"), open_atlas(Path(root) / "obs")
 
 
+@pytest.fixture(scope="module")
+def toy_atlas(tmp_path_factory):
+    """A 6-galaxy, 24² toy atlas (a module may define its own ``toy_atlas``)."""
+    from napari_euclidphys.training.toy import write_toy_atlas
+
+    return write_toy_atlas(tmp_path_factory.mktemp("toy") / "atlas", n_galaxies=6, npix=24)
+
+
 @pytest.fixture
 def write_fits(tmp_path):
     """Factory: write ``data`` with ``header`` to ``tmp_path/name`` and return the path."""

@@ -24,13 +24,6 @@ TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def toy_atlas(tmp_path_factory):
-    from napari_euclidphys.training.toy import write_toy_atlas
-
-    return write_toy_atlas(tmp_path_factory.mktemp("toy") / "atlas", n_galaxies=6, npix=24)
-
-
-@pytest.fixture(scope="module")
 def rf_bundle(toy_atlas, tmp_path_factory):
     """A small random-forest bundle (it has a per-pixel spread, hence uncertainty layers)."""
     from napari_euclidphys.training import train_models

@@ -17,13 +17,6 @@ PLUGIN = "napari-euclidphys"
 TIMEOUT_MS = 240_000
 
 
-@pytest.fixture(scope="module")
-def toy_atlas(tmp_path_factory):
-    from napari_euclidphys.training.toy import write_toy_atlas
-
-    return write_toy_atlas(tmp_path_factory.mktemp("toy") / "atlas", n_galaxies=6, npix=24)
-
-
 def _tiny_cnn(train, toy_atlas, out):
     train.atlas_edit.setText(str(toy_atlas))
     for kind, check in train.model_checks.items():
