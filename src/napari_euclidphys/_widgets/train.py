@@ -72,6 +72,12 @@ def _spin(kind, lo, hi, value):
     return box
 
 
+def _add_rows(form, *rows) -> None:
+    """Add (label, widget) rows to a QFormLayout."""
+    for label, widget in rows:
+        form.addRow(label, widget)
+
+
 class TrainWidget(QWidget):
     """Dock widget "Train models"."""
 
@@ -149,12 +155,9 @@ class TrainWidget(QWidget):
         self.max_pixels.setValue(values["max_train_pixels"])
         self.rf_trees = _spin(QSpinBox, 1, 2000, values["rf_trees"])
         self.dnn_epochs = _spin(QSpinBox, 1, 100_000, values["dnn_epochs"])
-        hyper_form.addRow("Test galaxies (fraction)", self.test_fraction)
-        hyper_form.addRow("Seed", self.seed)
-        hyper_form.addRow("Repeats", self.repeats)
-        hyper_form.addRow("Max training pixels", self.max_pixels)
-        hyper_form.addRow("RF trees", self.rf_trees)
-        hyper_form.addRow("DNN max epochs", self.dnn_epochs)
+        _add_rows(hyper_form, ("Test galaxies (fraction)", self.test_fraction), ("Seed", self.seed),
+                  ("Repeats", self.repeats), ("Max training pixels", self.max_pixels), ("RF trees", self.rf_trees),
+                  ("DNN max epochs", self.dnn_epochs))
 
         # --- the spatial model: the options of napari-euclidphys-train --models cnn
         self.cnn_box = QGroupBox("Spatial U-Net (cnn)")
@@ -171,11 +174,9 @@ class TrainWidget(QWidget):
         self.cnn_patch.setSingleStep(4)
         self.cnn_patch.setValue(values["cnn_patch"])
         self.cnn_patches = _spin(QSpinBox, 1, 1_000_000, values["cnn_patches"])
-        cnn_form.addRow("Max epochs", self.cnn_epochs)
-        cnn_form.addRow("Time budget", self.cnn_seconds)
-        cnn_form.addRow("Width", self.cnn_width)
-        cnn_form.addRow("Patch size (pixels)", self.cnn_patch)
-        cnn_form.addRow("Patches per epoch", self.cnn_patches)
+        _add_rows(cnn_form, ("Max epochs", self.cnn_epochs), ("Time budget", self.cnn_seconds),
+                  ("Width", self.cnn_width), ("Patch size (pixels)", self.cnn_patch),
+                  ("Patches per epoch", self.cnn_patches))
         self.model_checks["cnn"].toggled.connect(self.cnn_box.setEnabled)
         self.cnn_box.setEnabled(self.model_checks["cnn"].isChecked())
 
