@@ -148,6 +148,20 @@ def validate_bundle_meta(meta, meta_path) -> list[str]:
     return problems
 
 
+def attach_saved_state(bundle, path: Path, meta: dict, files, sha256: str):
+    """Give a bundle just built from ``path`` what every loaded bundle carries: its model card (when
+    hashed in ``files``), its calibration, its folder, ``bundle.json`` contents and their sha256."""
+    card = path / "MODEL_CARD.md"
+    if card.is_file() and "MODEL_CARD.md" in files:
+        bundle.model_card = card.read_text(encoding="utf-8")
+    if meta.get("calibration") is not None:
+        from .calibration import Calibration
+
+        bundle.calibration = Calibration.from_dict(meta["calibration"])
+    bundle.path, bundle.meta, bundle._sha256 = path, meta, sha256
+    return bundle
+
+
 def validate_model_meta(meta, path, kind_in_bundle, n_features) -> list[str]:
     """Problems of a ``model_<target>.json``: known kind (as bundle.json says), known parameters,
     feature count matching the bundle's feature set."""
@@ -395,14 +409,4 @@ class ModelBundle:
                          provenance=meta.get("provenance"), metrics=meta.get("metrics"))
         except ValueError as err:
             raise BundleError(f"{meta_path}: {err}") from None
-        card = path / "MODEL_CARD.md"
-        if card.is_file() and "MODEL_CARD.md" in files:
-            bundle.model_card = card.read_text(encoding="utf-8")
-        if meta.get("calibration") is not None:
-            from .calibration import Calibration
-
-            bundle.calibration = Calibration.from_dict(meta["calibration"])
-        bundle.path = path
-        bundle.meta = meta
-        bundle._sha256 = hashlib.sha256(raw).hexdigest()
-        return bundle
+        return attach_saved_state(bundle, path, meta, files, hashlib.sha256(raw).hexdigest())

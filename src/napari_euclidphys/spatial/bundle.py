@@ -297,7 +297,8 @@ class SpatialBundle:
         """Load and verify a ``cnn`` bundle folder; :class:`napari_euclidphys.io.bundle.BundleError` on
         any problem (naming the file and the reason)."""
         from ..estimators._base import ModelFileError
-        from ..bundle import BundleError, _refuse, file_sha256, read_json_file, verify_bundle_files
+        from ..bundle import (BundleError, _refuse, attach_saved_state, file_sha256, read_json_file,
+                              verify_bundle_files)
 
         path = Path(path)
         meta_path = path / "bundle.json"
@@ -321,14 +322,5 @@ class SpatialBundle:
                          metrics=meta.get("metrics") if isinstance(meta.get("metrics"), dict) else None)
         except ValueError as err:
             raise BundleError(f"{meta_path}: {err}") from None
-        card = path / "MODEL_CARD.md"
-        if card.is_file() and "MODEL_CARD.md" in files:
-            bundle.model_card = card.read_text(encoding="utf-8")
-        if meta.get("calibration") is not None:
-            from ..calibration import Calibration
-
-            bundle.calibration = Calibration.from_dict(meta["calibration"])
-        bundle.path = path
-        bundle.meta = meta
-        bundle._sha256 = hashlib.sha256(raw).hexdigest() if raw is not None else file_sha256(meta_path)
-        return bundle
+        sha256 = hashlib.sha256(raw).hexdigest() if raw is not None else file_sha256(meta_path)
+        return attach_saved_state(bundle, path, meta, files, sha256)
