@@ -91,6 +91,7 @@ def test_predict_prepared_propagates_band_sigma(mer_files, tmp_path, uncalibrate
                     "--quiet"]) == 0
     with fits.open(cal_out) as hdul:
         assert hdul[0].header["SIGCAL"] is True
+        cal_sigma = hdul["MASS_SIGMA"].data
     with fits.open(out) as hdul:
         assert hdul[0].header["SIGMA"] == "model+band" and hdul[0].header["NDRAWS"] == 8
         assert hdul[0].header["SIGCAL"] is False
@@ -98,6 +99,18 @@ def test_predict_prepared_propagates_band_sigma(mer_files, tmp_path, uncalibrate
         ok = np.isfinite(total)
         assert ok.sum() > 20
         np.testing.assert_allclose(total[ok], alea[ok], rtol=1e-5)  # LR has no spread of its own
+        # read back: the calibrated sigma is the bundle's calibration of the raw one at each pixel's H_E S/N
+        # and at the prepared file's REDSHIFT (0.02: its redshift bins, not the S/N bins alone)
+        from napari_euclidphys.bundle import ModelBundle
+        from napari_euclidphys.prepare import read_prepared
+        from napari_euclidphys.uncertainty import pixel_snr
+
+        prep = read_prepared(prepared)
+        cal = ModelBundle.load(shipped).calibration
+        snr = pixel_snr(prep.bands, prep.sigma)[ok]
+        assert prep.redshift == 0.02 and cal.redshift_bins["mass"]
+        np.testing.assert_allclose(cal_sigma[ok], cal.apply("mass", total[ok], snr, prep.redshift), rtol=1e-5)
+        assert not np.allclose(cal_sigma[ok], cal.apply("mass", total[ok], snr), rtol=1e-5)
         assert hdul["MASS"].header["PIXSIZE"] == 100.0 and hdul["MASS"].header["CTYPE1"] == "RA---TAN"
         flags = hdul["FLAGS"].data
         assert set(np.unique(flags)) <= {0, 1, 2, 3, 4, 5, 6, 7}
