@@ -154,6 +154,17 @@ def test_prepare_dropped_mer_files_then_predict_with_band_sigma(euclid_viewer, q
     np.testing.assert_allclose(total.data, part.data, rtol=1e-6, equal_nan=True)  # LR: σ = band noise only
     pred_flags = viewer.layers[f"flags {bundle_tag(lr)}"]
     assert (pred_flags.data[display_rows(direct.flags) != 0] & 1).all()  # prepared-bad pixels not predicted
+    # the shipped (calibrated) LR: the dock calibrates at each pixel's S/N and at the layers' redshift
+    raw = np.array(total.data)
+    assert predict.select_bundle(MODELS / lr)
+    assert _run(predict, qtbot) == "returned", predict.run_panel.status.text()
+    from napari_euclidphys.bundle import ModelBundle
+    from napari_euclidphys.uncertainty import pixel_snr
+
+    cal = ModelBundle.load(MODELS / lr).calibration
+    snr = display_rows(pixel_snr(direct.bands, direct.sigma))
+    calibrated = viewer.layers[f"σ total Σ⋆ {bundle_tag(lr)}"].data
+    np.testing.assert_allclose(calibrated[finite], cal.apply("mass", raw[finite], snr[finite], 0.02), rtol=1e-5)
 
     # --- random forest: once with the model's σ only, once with the band σ added
     assert predict.select_bundle(uncalibrated(MODELS / "euclidphys-rf-bands-synth"))
